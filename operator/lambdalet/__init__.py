@@ -1,0 +1,8 @@
+"""Lambdalet: AWS-Lambda-style functions on any Kubernetes cluster.
+
+The package is split by component (see DESIGN.md): ``api`` holds the pydantic models that define
+the ``Function`` and ``EventSource`` resources (and generate the CRDs), ``controller`` the kopf
+operator with its pure resource builders, ``k8s`` the only code that talks to the Kubernetes API.
+"""
+
+__version__ = "0.1.0"
