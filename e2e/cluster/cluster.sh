@@ -144,6 +144,8 @@ netns_down() {
     if [[ -e "/run/netns/$NETNS" ]]; then
         ip netns delete "$NETNS" 2>/dev/null || { umount "/run/netns/$NETNS" 2>/dev/null; rm -f "/run/netns/$NETNS"; }
     fi
+    # `ip netns add` bind-mounts /run/netns onto itself; undo that once no namespace is left.
+    if mountpoint -q /run/netns && [[ -z "$(ls -A /run/netns)" ]]; then umount /run/netns || true; fi
 }
 
 # --------------------------------------------------------------------------- certificates

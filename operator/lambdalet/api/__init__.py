@@ -18,6 +18,7 @@ from lambdalet.api.common import (
 )
 from lambdalet.api.eventsource import (
     EVENTSOURCE_RESOURCE,
+    S3,
     DeadLetter,
     DeadLetterType,
     EventSource,
@@ -27,7 +28,6 @@ from lambdalet.api.eventsource import (
     NatsJetStream,
     RabbitMQ,
     RedisStreams,
-    S3,
     Schedule,
     Sqs,
 )

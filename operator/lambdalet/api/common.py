@@ -13,14 +13,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 GROUP = "lambdalet.dev"
 VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
+API_VERSION: Final = "lambdalet.dev/v1alpha1"
+ApiVersion = Literal["lambdalet.dev/v1alpha1"]
 
 # A Kubernetes object name (DNS-1123 subdomain), as Secrets and ConfigMaps use.
 OBJECT_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
@@ -152,7 +153,7 @@ class ConditionStatus(StrEnum):
 
 
 class Condition(StatusModel):
-    """One aspect of the resource's state, as in ``metav1.Condition``."""
+    """One aspect of the resource's state, shaped like Kubernetes' metav1.Condition."""
 
     type: str = Field(
         min_length=1,
@@ -190,11 +191,10 @@ MAX_CONDITIONS = 16
 
 
 def conditions_field(description: str) -> Any:
-    """The ``conditions`` field of a status: a list keyed by ``type``, as server-side apply needs."""
+    """A status's ``conditions``: a list keyed by ``type``, as server-side apply needs."""
     return Field(
         default=(),
         max_length=MAX_CONDITIONS,
         description=description,
         json_schema_extra=CONDITIONS_FIELD_SCHEMA,
     )
-

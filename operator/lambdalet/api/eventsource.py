@@ -15,6 +15,7 @@ from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 from lambdalet.api.common import (
     API_VERSION,
     ApiModel,
+    ApiVersion,
     Condition,
     LocalObjectReference,
     ObjectMeta,
@@ -354,9 +355,7 @@ class EventSourceStatus(StatusModel):
 class EventSource(ApiModel):
     """A queue, bucket or schedule whose events invoke a Function."""
 
-    api_version: Literal["lambdalet.dev/v1alpha1"] = Field(
-        default=API_VERSION, description="lambdalet.dev/v1alpha1."
-    )
+    api_version: ApiVersion = Field(default=API_VERSION, description="lambdalet.dev/v1alpha1.")
     kind: Literal["EventSource"] = Field(default="EventSource", description="EventSource.")
     metadata: ObjectMeta = Field(description="Standard object metadata.")
     spec: EventSourceSpec = Field(description="The desired state of the EventSource.")

@@ -18,12 +18,13 @@ from lambdalet.api.common import (
     DATA_KEY_MAX_LENGTH,
     DATA_KEY_PATTERN,
     ApiModel,
+    ApiVersion,
     CelRule,
     Condition,
     DataKey,
     LocalObjectReference,
-    ObjectName,
     ObjectMeta,
+    ObjectName,
     Resource,
     StatusModel,
     cel_rules,
@@ -78,10 +79,11 @@ ENV_NAMES = CelRule(
     message=f"environment variable names must match {ENV_NAME_PATTERN}",
 )
 ENV_RESERVED = CelRule(
-    rule="self.all(k, !k.startsWith('AWS_') && !k.startsWith('LAMBDA_'))",
+    rule="self.all(k, {})".format(
+        " && ".join(f"!k.startsWith('{prefix}')" for prefix in RESERVED_ENV_PREFIXES)
+    ),
     message=(
-        "environment variable names must not start with AWS_ or LAMBDA_: "
-        "the runtime sets those"
+        "environment variable names must not start with AWS_ or LAMBDA_: the runtime sets those"
     ),
 )
 ENV_FROM_EXACTLY_ONE = exactly_one(
@@ -164,9 +166,7 @@ class S3Code(ApiModel):
         pattern=URL_PATTERN,
         description="URL of an S3-compatible endpoint (e.g. MinIO); AWS S3 when unset.",
     )
-    bucket: str = Field(
-        min_length=1, max_length=255, description="Bucket that holds the archive."
-    )
+    bucket: str = Field(min_length=1, max_length=255, description="Bucket that holds the archive.")
     key: str = Field(min_length=1, max_length=1024, description="Object key of the zip archive.")
     sha256: str | None = Field(
         default=None,
@@ -492,9 +492,7 @@ class FunctionStatus(StatusModel):
 class Function(ApiModel):
     """A Lambda-style function: a handler, its code, and how it is invoked and scaled."""
 
-    api_version: Literal["lambdalet.dev/v1alpha1"] = Field(
-        default=API_VERSION, description="lambdalet.dev/v1alpha1."
-    )
+    api_version: ApiVersion = Field(default=API_VERSION, description="lambdalet.dev/v1alpha1.")
     kind: Literal["Function"] = Field(default="Function", description="Function.")
     metadata: ObjectMeta = Field(description="Standard object metadata.")
     spec: FunctionSpec = Field(description="The desired state of the Function.")

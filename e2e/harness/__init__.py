@@ -1,0 +1,1 @@
+"""Test harness for the real-cluster tiers: bring-up, in-namespace clients, bounded waits."""

@@ -1,0 +1,148 @@
+"""Handles on the real-cluster test beds that e2e/cluster/cluster.sh starts.
+
+``Cluster`` names a running cluster by its kubeconfig and gives tests ``kubectl`` and ``helm``
+(which must run in the same network namespace as the node: the e2e tier runs wholly inside it,
+see ``in_node_netns``). ``ClusterScript`` drives the shell script that brings beds up and down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "e2e" / "cluster" / "cluster.sh"
+IMAGES = REPO / "e2e" / "images" / "build.sh"
+DEFAULT_NETNS = "lambdalet-node"
+
+
+def in_node_netns(netns: str = DEFAULT_NETNS) -> bool:
+    """True when this process runs inside the node's network namespace."""
+    try:
+        return os.stat("/proc/self/ns/net").st_ino == os.stat(f"/run/netns/{netns}").st_ino
+    except FileNotFoundError:
+        return False
+
+
+@dataclass(frozen=True)
+class ClusterScript:
+    """One profile of cluster.sh: ``node`` (the full single-node cluster) or ``controlplane``."""
+
+    profile: str = "node"
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, **self.extra_env, "LAMBDALET_CLUSTER_PROFILE": self.profile}
+
+    def run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(SCRIPT), *args],
+            env=self.env(),
+            text=True,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def up(self) -> Cluster:
+        done = self.run("up")
+        if done.returncode != 0:
+            raise RuntimeError(f"cluster.sh up ({self.profile}) failed:\n{done.stderr[-4000:]}")
+        return self.current()
+
+    def down(self) -> None:
+        done = self.run("down", timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"cluster.sh down ({self.profile}) failed:\n{done.stderr[-4000:]}")
+
+    def current(self) -> Cluster:
+        """The running cluster of this profile, from the env file cluster.sh writes."""
+        done = self.run("env", timeout=30)
+        exports: dict[str, str] = {}
+        for line in done.stdout.splitlines():
+            if line.startswith("export ") and "=" in line:
+                key, _, value = line.removeprefix("export ").partition("=")
+                exports[key] = value
+        if "KUBECONFIG" not in exports:
+            raise RuntimeError(f"no {self.profile} cluster is up")
+        bin_dir = exports["PATH"].split(":", 1)[0]
+        return Cluster(kubeconfig=Path(exports["KUBECONFIG"]), bin_dir=Path(bin_dir))
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A running cluster: its kubeconfig and the directory of matching client binaries."""
+
+    kubeconfig: Path
+    bin_dir: Path | None = None
+
+    def _tool(self, name: str) -> str:
+        if self.bin_dir is not None and (self.bin_dir / name).exists():
+            return str(self.bin_dir / name)
+        return name
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+
+    def kubectl(
+        self,
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [self._tool("kubectl"), *args],
+            env=self.env(),
+            input=input,
+            text=True,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and done.returncode != 0:
+            raise subprocess.CalledProcessError(
+                done.returncode, done.args, output=done.stdout, stderr=done.stderr
+            )
+        return done
+
+    def get(self, *args: str) -> Any:
+        """``kubectl get … -o json``, parsed."""
+        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+    def apply(self, manifest: str | Sequence[Mapping[str, Any]], *args: str) -> str:
+        text = manifest if isinstance(manifest, str) else _yaml_stream(manifest)
+        return self.kubectl("apply", "-f", "-", *args, input=text).stdout
+
+    def helm(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [self._tool("helm"), *args],
+            env=self.env(),
+            text=True,
+            capture_output=True,
+            timeout=timeout,
+            check=True,
+        )
+
+
+def _yaml_stream(objects: Sequence[Mapping[str, Any]]) -> str:
+    # kubectl reads JSON documents in a YAML stream, so no YAML dumper is needed here.
+    return "\n---\n".join(json.dumps(o) for o in objects)
+
+
+def build_image(context: Path, containerfile: Path, tag: str, *build_args: str) -> None:
+    """Build an image with buildah and import it into the node's containerd."""
+    done = subprocess.run(
+        [str(IMAGES), "file", str(context), str(containerfile), tag, *build_args],
+        text=True,
+        capture_output=True,
+        timeout=900,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"image build of {tag} failed:\n{done.stderr[-4000:]}")
