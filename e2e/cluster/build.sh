@@ -9,7 +9,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=versions.env
+# shellcheck source=e2e/cluster/versions.env
 . "$here/versions.env"
 
 cache="${LAMBDALET_CACHE:-$HOME/.cache/lambdalet}"
@@ -44,14 +44,14 @@ build_kubernetes() {
             # k8s.io/kubernetes replaces its staging modules with ./staging paths that do not
             # exist in the module zip: pin each one the module graph needs to its published tag.
             local mod ver
-            for mod in $(awk '/=> \.\/staging\/src\// {print $1}' "$upstream"); do
+            while read -r mod; do
                 grep -qE "^[[:space:]]+$mod v" "$upstream" || continue
                 ver="$STAGING_VERSION"
                 for o in $STAGING_OVERRIDES; do
                     [[ "k8s.io/${o%%=*}" == "$mod" ]] && ver="${o#*=}"
                 done
                 echo "replace $mod => $mod $ver"
-            done
+            done < <(awk '/=> \.\/staging\/src\// {print $1}' "$upstream")
         } >go.mod
         cat >tools.go <<'GO'
 //go:build tools

@@ -24,11 +24,10 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-# shellcheck source=versions.env
+# shellcheck source=e2e/cluster/versions.env
 . "$here/versions.env"
 
 PROFILE="${LAMBDALET_CLUSTER_PROFILE:-node}"
-CACHE="${LAMBDALET_CACHE:-$HOME/.cache/lambdalet}"
 NETNS="${LAMBDALET_NETNS:-lambdalet-node}"
 NODE_NAME="lambdalet-node"
 NODE_IP="10.200.0.2"
@@ -415,14 +414,14 @@ EOF
 # kill_pid NAME: SIGTERM, then SIGKILL after a grace period (kube-apiserver can hang on SIGTERM
 # once etcd is gone). Only pids this script recorded are touched.
 kill_pid() {
-    local name="$1" file="$PIDS/$1" pid i
+    local name="$1" file="$PIDS/$1" pid
     [[ -f "$file" ]] || return 0
     pid="$(cat "$file")"
     if kill -0 "$pid" 2>/dev/null; then
         kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-        for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-        for i in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
     rm -f "$file"
     log "stopped $name"
@@ -442,7 +441,7 @@ kill_pods() {
     # Empty pod cgroups left behind by the kubelet, deepest first.
     local ctl
     for ctl in /sys/fs/cgroup/*/kubepods; do
-        [[ -d "$ctl" ]] && find "$ctl" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+        if [[ -d "$ctl" ]]; then find "$ctl" -depth -type d -exec rmdir {} \; 2>/dev/null || true; fi
     done
 }
 
@@ -486,9 +485,16 @@ cmd_status() {
 
 cmd_exec() {
     [[ "${1:-}" == "--" ]] && shift
-    [[ -f "$STATE/env" ]] || die "cluster is not up (run: $0 up)"
-    # shellcheck disable=SC1091
-    . "$STATE/env"
+    if [[ -f "$STATE/env" ]]; then
+        # shellcheck disable=SC1091
+        . "$STATE/env"
+    else
+        # Not up yet: enter an empty namespace, so a test session can bring the node up from
+        # inside it (the binaries must be built already; the namespace has no way out).
+        netns_up
+        BIN="$(bin_dir etcd kubernetes helm 2>/dev/null)"
+        export PATH="$BIN:$PATH"
+    fi
     if [[ "$PROFILE" == controlplane ]]; then exec "$@"; fi
     exec nsenter --net="/run/netns/$NETNS" -- "$@"
 }

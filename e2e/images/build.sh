@@ -14,7 +14,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=../cluster/versions.env
+# shellcheck source=e2e/cluster/versions.env
 . "$here/../cluster/versions.env"
 CACHE="${LAMBDALET_CACHE:-$HOME/.cache/lambdalet}"
 SOCK="${LAMBDALET_CONTAINERD_SOCK:-/var/lib/lambdalet-e2e/node/containerd/containerd.sock}"

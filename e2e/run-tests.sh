@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The whole test suite, tier by tier (README: `make test`):
+#   1. static checks: ruff, mypy --strict, shellcheck, CRDs up to date
+#   2. unit and control-plane tests (a real kube-apiserver + etcd on loopback, started by pytest)
+#   3. the bed's lifecycle: bring the single node up and down twice, nothing left behind
+#   4. end to end on the real single-node cluster, from inside its network namespace
+# Select tiers with TIERS="static unit lifecycle e2e" (default: all). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=.venv/bin
+tiers="${TIERS:-static unit lifecycle e2e}"
+has() { [[ " $tiers " == *" $1 "* ]]; }
+step() { printf '\n=== %s ===\n' "$*" >&2; }
+
+if has lifecycle || has e2e; then
+    step "cluster binaries and base images (cached in ${LAMBDALET_CACHE:-$HOME/.cache/lambdalet})"
+    e2e/cluster/build.sh >/dev/null
+    e2e/images/build.sh base
+fi
+
+if has static; then
+    step "static checks"
+    $PY/ruff check operator tests e2e conftest.py
+    $PY/ruff format --check operator tests e2e conftest.py
+    $PY/mypy
+    $PY/lambdalet crds --check
+    shellcheck -x e2e/cluster/*.sh e2e/images/build.sh e2e/run-tests.sh .ci/run
+fi
+
+if has unit; then
+    step "unit and control-plane tests"
+    $PY/pytest -m "not e2e and not lifecycle" "$@"
+fi
+
+if has lifecycle; then
+    step "test bed lifecycle"
+    $PY/pytest -m lifecycle "$@"
+fi
+
+if has e2e; then
+    step "end to end on the single-node cluster"
+    trap 'e2e/cluster/cluster.sh down' EXIT
+    e2e/cluster/cluster.sh up
+    e2e/cluster/cluster.sh exec -- $PY/pytest -m e2e "$@"
+fi
