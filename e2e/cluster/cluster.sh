@@ -182,17 +182,21 @@ pki() {
     openssl genrsa -out "$o/sa.key" 2048 2>/dev/null
     openssl rsa -in "$o/sa.key" -pubout -out "$o/sa.pub" 2>/dev/null
     # Static bearer tokens, one per identity: simpler than client certificates, same RBAC subjects.
-    local admin kubelet proxy cm sched
+    local admin operator kubelet proxy cm sched
     admin="$(openssl rand -hex 16)"; kubelet="$(openssl rand -hex 16)"; proxy="$(openssl rand -hex 16)"
-    cm="$(openssl rand -hex 16)"; sched="$(openssl rand -hex 16)"
+    cm="$(openssl rand -hex 16)"; sched="$(openssl rand -hex 16)"; operator="$(openssl rand -hex 16)"
+    # lambdalet-operator: an identity of its own for an operator run from outside the cluster,
+    # so the audit log tells its requests apart.
     cat >"$o/tokens.csv" <<EOF
 $admin,lambdalet-admin,uid-admin,"system:masters"
+$operator,lambdalet-operator,uid-operator,"system:masters"
 $kubelet,system:node:$NODE_NAME,uid-kubelet,"system:nodes"
 $proxy,system:kube-proxy,uid-proxy
 $cm,system:kube-controller-manager,uid-cm
 $sched,system:kube-scheduler,uid-sched
 EOF
     kubeconfig admin "$admin"
+    kubeconfig operator "$operator"
     kubeconfig kubelet "$kubelet"
     kubeconfig kube-proxy "$proxy"
     kubeconfig controller-manager "$cm"
@@ -237,6 +241,16 @@ control_plane_up() {
     wait_for etcd 30 in_ns "$BIN/etcdctl" --endpoints "http://127.0.0.1:$ETCD_CLIENT_PORT" endpoint health
 
     log "kube-apiserver $KUBERNETES_VERSION"
+    # Audit every write (metadata only): tests count the writes a component sends.
+    cat >"$STATE/audit-policy.yaml" <<EOF
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    verbs: [create, update, patch, delete, deletecollection]
+  - level: None
+EOF
     start kube-apiserver "$BIN/kube-apiserver" \
         --etcd-servers "http://127.0.0.1:$ETCD_CLIENT_PORT" \
         --advertise-address "$API_IP" --bind-address "$API_IP" --secure-port "$API_PORT" \
@@ -249,6 +263,8 @@ control_plane_up() {
         --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" \
         --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
         --kubelet-preferred-address-types InternalIP \
+        --audit-policy-file "$STATE/audit-policy.yaml" --audit-log-path "$LOGS/audit.log" \
+        --audit-log-maxsize 200 --audit-log-maxbackup 1 \
         --allow-privileged=true --profiling=false --v=1
     wait_for kube-apiserver 60 kc get --raw /readyz
 
@@ -404,6 +420,8 @@ cmd_up() {
 write_env() {
     cat >"$STATE/env" <<EOF
 export KUBECONFIG=$KUBECONFIG_FILE
+export LAMBDALET_OPERATOR_KUBECONFIG=$PKI/operator.kubeconfig
+export LAMBDALET_AUDIT_LOG=$LOGS/audit.log
 export PATH=$BIN:\$PATH
 export LAMBDALET_CLUSTER_PROFILE=$PROFILE
 export LAMBDALET_NETNS=$NETNS

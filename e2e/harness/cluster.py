@@ -71,7 +71,14 @@ class ClusterScript:
         if "KUBECONFIG" not in exports:
             raise RuntimeError(f"no {self.profile} cluster is up")
         bin_dir = exports["PATH"].split(":", 1)[0]
-        return Cluster(kubeconfig=Path(exports["KUBECONFIG"]), bin_dir=Path(bin_dir))
+        operator = exports.get("LAMBDALET_OPERATOR_KUBECONFIG")
+        audit = exports.get("LAMBDALET_AUDIT_LOG")
+        return Cluster(
+            kubeconfig=Path(exports["KUBECONFIG"]),
+            bin_dir=Path(bin_dir),
+            operator_kubeconfig=Path(operator) if operator else None,
+            audit_log=Path(audit) if audit else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,10 @@ class Cluster:
 
     kubeconfig: Path
     bin_dir: Path | None = None
+    # An identity of its own for an operator run by the tests, and the API server's audit log
+    # of writes (both only on beds cluster.sh started).
+    operator_kubeconfig: Path | None = None
+    audit_log: Path | None = None
 
     def _tool(self, name: str) -> str:
         if self.bin_dir is not None and (self.bin_dir / name).exists():
@@ -128,6 +139,24 @@ class Cluster:
             timeout=timeout,
             check=True,
         )
+
+
+def audit_writes(audit_log: Path, user: str, *, since_line: int = 0) -> list[dict[str, Any]]:
+    """The write requests ``user`` sent, from the API server's audit log (one JSON per line)."""
+    events = []
+    with audit_log.open() as lines:
+        for number, line in enumerate(lines):
+            if number < since_line or not line.strip():
+                continue
+            event = json.loads(line)
+            if event.get("user", {}).get("username") == user:
+                events.append(event)
+    return events
+
+
+def audit_length(audit_log: Path) -> int:
+    with audit_log.open() as lines:
+        return sum(1 for _ in lines)
 
 
 def _yaml_stream(objects: Sequence[Mapping[str, Any]]) -> str:

@@ -1,6 +1,7 @@
 """The ``lambdalet`` command: one subcommand per task, each a function of its parsed arguments.
 
     lambdalet crds [--output DIR] [--check]
+    lambdalet operator [--verbose] [--liveness URL]
 
 A subcommand is a :class:`Command` in :data:`COMMANDS`: how to add its arguments to its parser,
 and what to run. ``main`` returns the exit status, so tests call it directly.
@@ -52,12 +53,33 @@ def _crds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _operator_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verbose", action="store_true", help="log at debug level")
+    parser.add_argument(
+        "--liveness",
+        metavar="URL",
+        default=None,
+        help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz",
+    )
+
+
+def _operator(args: argparse.Namespace) -> int:
+    from lambdalet.controller.run import run  # kopf is imported only when operating
+
+    return run(verbose=args.verbose, liveness=args.liveness)
+
+
 COMMANDS: Mapping[str, Command] = MappingProxyType(
     {
         "crds": Command(
             help="generate the CustomResourceDefinitions from the API models",
             add_arguments=_crds_arguments,
             run=_crds,
+        ),
+        "operator": Command(
+            help="run the operator (configuration from LAMBDALET_* environment variables)",
+            add_arguments=_operator_arguments,
+            run=_operator,
         ),
     }
 )

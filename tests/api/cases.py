@@ -26,6 +26,7 @@ from lambdalet.api.function import (
     ENV_FROM_EXACTLY_ONE,
     ENV_NAMES,
     ENV_RESERVED,
+    FUNCTION_NAME,
     HANDLER_REQUIRED,
     INLINE_FILE_NAMES,
     INLINE_TOTAL_SIZE,
@@ -48,6 +49,11 @@ def function(**spec: Any) -> Manifest:
         "code": {"inline": {"app.py": HELLO_PY}},
     }
     return _manifest("Function", "hello", _apply(base, spec))
+
+
+def named(manifest: Manifest, name: str) -> Manifest:
+    """``manifest`` under another ``metadata.name``."""
+    return {**manifest, "metadata": {**manifest["metadata"], "name": name}}
 
 
 def event_source(**spec: Any) -> Manifest:
@@ -152,6 +158,9 @@ INVALID_FUNCTIONS: list[InvalidCase] = [
         CODE_EXACTLY_ONE.message,
     ),
     _same("empty-code", function(code={}), CODE_EXACTLY_ONE.message),
+    _same("name-too-long", named(function(), "f" * 61), FUNCTION_NAME.message),
+    _same("name-with-dot", named(function(), "hello.world"), FUNCTION_NAME.message),
+    _same("name-starts-with-digit", named(function(), "1hello"), FUNCTION_NAME.message),
     _same("no-code", function(code=DELETE), "spec.code"),
     _same("timeout-zero", function(timeoutSeconds=0), "spec.timeoutSeconds"),
     _same("timeout-901", function(timeoutSeconds=901), "spec.timeoutSeconds"),

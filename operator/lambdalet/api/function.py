@@ -98,6 +98,20 @@ SCALE_BOUNDS = CelRule(
     rule="self.minScale <= self.maxScale",
     message="minScale must be less than or equal to maxScale",
 )
+# A Function's name also names its Service (a DNS-1035 label of at most 63 characters, see
+# lambdalet.names), so it is narrower than the DNS-1123 subdomain Kubernetes allows for objects.
+FUNCTION_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+FUNCTION_NAME_MAX_LENGTH = 60
+FUNCTION_NAME = CelRule(
+    rule=(
+        f"size(self.metadata.name) <= {FUNCTION_NAME_MAX_LENGTH} && "
+        f"self.metadata.name.matches('{FUNCTION_NAME_PATTERN}')"
+    ),
+    message=(
+        f"Function names must be at most {FUNCTION_NAME_MAX_LENGTH} characters of lowercase "
+        "letters, digits and '-', starting with a letter (the name is used for its Service)"
+    ),
+)
 BEARER_NEEDS_SECRET = CelRule(
     rule="self.type != 'bearer' || has(self.secretRef)",
     message="auth type bearer requires secretRef",
@@ -499,6 +513,13 @@ class Function(ApiModel):
     status: FunctionStatus | None = Field(
         default=None, description="The observed state of the Function."
     )
+
+    @model_validator(mode="after")
+    def _name(self) -> Function:
+        name = self.metadata.name
+        if len(name) > FUNCTION_NAME_MAX_LENGTH or not _matches(FUNCTION_NAME_PATTERN, name):
+            raise ValueError(FUNCTION_NAME.message)
+        return self
 
 
 def _is_data_key(name: str) -> bool:

@@ -1,0 +1,1 @@
+"""The operator: kopf handlers (``handlers``) over pure builders (``resources``, ``status``)."""

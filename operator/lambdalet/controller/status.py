@@ -1,0 +1,131 @@
+"""The status a Function should show, as a pure function of what the operator observed.
+
+Conditions (kstatus-style, so Argo CD, Flux and ``kubectl wait`` can read them):
+
+    Ready   Unknown  Reconciling     first pass, children not created yet
+            Unknown  Deploying       the Deployment controller has not caught up with a change
+            False    <problem>       the spec cannot be satisfied; the message says what to fix
+            False    DeploymentFailed  the Deployment reports ReplicaFailure / ProgressDeadline
+            True     Ready           children match the spec (a function at zero is Ready)
+    Active  True     Serving         at least one instance is ready
+            False    ScaledToZero    no instances (requests wake it through the activator)
+            False    Activating      instances requested, none ready yet
+            Unknown  Reconciling     no Deployment yet
+
+A condition keeps its ``lastTransitionTime`` while its status does not change, so recomputing the
+status of an unchanged Function yields an identical object and the operator writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from lambdalet.api.common import Condition, ConditionStatus
+from lambdalet.api.function import FunctionStatus
+
+TRUE, FALSE, UNKNOWN = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a Function cannot become Ready: a CamelCase reason and a message a user can act on."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class DeploymentState:
+    """The parts of a Function's Deployment that status and reconciliation depend on."""
+
+    name: str
+    owner_uid: str | None
+    applied_hash: str | None
+    generation: int = 0
+    observed_generation: int = 0
+    replicas: int = 0  # spec.replicas: what the autoscaler asked for
+    ready_replicas: int = 0
+    updated_replicas: int = 0
+    failure: str | None = None  # message of ReplicaFailure=True or Progressing=False
+
+
+def function_status(
+    *,
+    generation: int,
+    url: str | None,
+    problem: Problem | None,
+    deployment: DeploymentState | None,
+    previous: FunctionStatus | None,
+    now: datetime,
+) -> FunctionStatus:
+    previous_conditions = previous.conditions if previous else ()
+    ready = _ready(problem, deployment)
+    active = _active(deployment)
+    return FunctionStatus(
+        conditions=(
+            _condition("Ready", *ready, generation, previous_conditions, now),
+            _condition("Active", *active, generation, previous_conditions, now),
+        ),
+        observed_generation=generation,
+        replicas=deployment.replicas if deployment else 0,
+        ready_replicas=deployment.ready_replicas if deployment else 0,
+        url=url,
+        last_cold_start_seconds=previous.last_cold_start_seconds if previous else None,
+    )
+
+
+def _ready(
+    problem: Problem | None, deployment: DeploymentState | None
+) -> tuple[ConditionStatus, str, str]:
+    if problem is not None:
+        return FALSE, problem.reason, problem.message
+    if deployment is None:
+        return UNKNOWN, "Reconciling", "Creating the function's Deployment and Service."
+    if deployment.failure:
+        return FALSE, "DeploymentFailed", deployment.failure
+    if deployment.observed_generation < deployment.generation:
+        return UNKNOWN, "Deploying", "Waiting for the Deployment controller to see the change."
+    if deployment.updated_replicas < deployment.replicas:
+        return (
+            UNKNOWN,
+            "Deploying",
+            f"Rolling out: {deployment.updated_replicas}/{deployment.replicas} instances updated.",
+        )
+    return TRUE, "Ready", "The function is deployed and can be invoked."
+
+
+def _active(deployment: DeploymentState | None) -> tuple[ConditionStatus, str, str]:
+    if deployment is None:
+        return UNKNOWN, "Reconciling", "No Deployment yet."
+    if deployment.ready_replicas > 0:
+        return TRUE, "Serving", f"{deployment.ready_replicas} instance(s) ready."
+    if deployment.replicas == 0:
+        return FALSE, "ScaledToZero", "No instances; the next invocation starts one."
+    return FALSE, "Activating", f"{deployment.replicas} instance(s) starting."
+
+
+def _condition(
+    kind: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str,
+    generation: int,
+    previous: Sequence[Condition],
+    now: datetime,
+) -> Condition:
+    before = next((c for c in previous if c.type == kind), None)
+    since = (
+        before.last_transition_time
+        if before is not None and before.status == status and before.last_transition_time
+        else now.replace(microsecond=0)
+    )
+    return Condition(
+        type=kind,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=since,
+        observed_generation=generation,
+    )

@@ -1,0 +1,14 @@
+"""The only package that talks to the Kubernetes API (besides kopf's own watching)."""
+
+from lambdalet.k8s.client import Connection, KubeClient, load_connection
+from lambdalet.k8s.errors import KubeError, NotFound, PermanentKubeError, TransientKubeError
+
+__all__ = [
+    "Connection",
+    "KubeClient",
+    "KubeError",
+    "NotFound",
+    "PermanentKubeError",
+    "TransientKubeError",
+    "load_connection",
+]

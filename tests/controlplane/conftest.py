@@ -1,0 +1,31 @@
+"""Fixtures of the control-plane tier: CRDs installed and the operator running as a process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from e2e.harness.cluster import REPO, Cluster
+from e2e.harness.operator import OperatorProcess
+
+
+@pytest.fixture(scope="session")
+def crds(controlplane: Cluster) -> Cluster:
+    controlplane.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+    for crd in ("functions.lambdalet.dev", "eventsources.lambdalet.dev"):
+        controlplane.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=30s")
+    return controlplane
+
+
+@pytest.fixture(scope="session")
+def operator(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(
+        crds.operator_kubeconfig or crds.kubeconfig,
+        tmp_path_factory.mktemp("operator") / "operator.log",
+    )
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
