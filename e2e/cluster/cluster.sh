@@ -6,6 +6,8 @@
 #   e2e/cluster/cluster.sh down             stop everything this script started; idempotent
 #   e2e/cluster/cluster.sh exec -- CMD...   run CMD inside the node's network namespace, with
 #                                           KUBECONFIG and PATH set (kubectl, helm, pytest, curl)
+#   e2e/cluster/cluster.sh run NAME -- CMD  start CMD in the background inside the namespace,
+#                                           like a component: logs/NAME.log, stopped by `down`
 #   e2e/cluster/cluster.sh status           print what is running
 #   e2e/cluster/cluster.sh env              print shell exports for KUBECONFIG and PATH
 #
@@ -480,7 +482,16 @@ unmount_state() {
 
 cmd_down() {
     log "tearing down"
-    local n
+    local n f
+    # Extra processes started with `run` (an operator, say) go first.
+    for f in "$PIDS"/*; do
+        [[ -e "$f" ]] || continue
+        n="$(basename "$f")"
+        case "$n" in
+            etcd | kube-* | kubelet | containerd) ;;
+            *) kill_pid "$n" ;;
+        esac
+    done
     for n in kube-proxy kubelet; do kill_pid "$n"; done
     if [[ "$PROFILE" == node ]]; then kill_pods; fi
     for n in containerd kube-scheduler kube-controller-manager kube-apiserver etcd; do kill_pid "$n"; done
@@ -517,8 +528,19 @@ cmd_exec() {
     exec nsenter --net="/run/netns/$NETNS" -- "$@"
 }
 
+cmd_run() {
+    local name="${1:?usage: run NAME -- CMD...}"; shift
+    [[ "${1:-}" == "--" ]] && shift
+    [[ -f "$STATE/env" ]] || die "cluster is not up (run: $0 up)"
+    # shellcheck disable=SC1091
+    . "$STATE/env"
+    start "$name" "$@"
+    log "started $name (log: $LOGS/$name.log)"
+}
+
 case "${1:-}" in
     up) cmd_up ;;
+    run) shift; cmd_run "$@" ;;
     down) cmd_down ;;
     status) cmd_status ;;
     env) [[ -f "$STATE/env" ]] && cat "$STATE/env" ;;

@@ -14,6 +14,7 @@ Every knob is an environment variable of the operator's Deployment (the Helm cha
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -44,8 +45,10 @@ class Settings:
             resync = float(env.get("LAMBDALET_RESYNC_SECONDS", defaults.resync_seconds))
         except ValueError as exc:
             raise SettingsError(str(exc)) from exc
-        if resync <= 0:
-            raise SettingsError(f"LAMBDALET_RESYNC_SECONDS must be positive, not {resync}")
+        if not (0 < resync < math.inf):  # nan and inf would silently stop the resync loop
+            raise SettingsError(
+                f"LAMBDALET_RESYNC_SECONDS must be a positive, finite number, not {resync}"
+            )
         namespaces = tuple(
             n.strip() for n in env.get("LAMBDALET_NAMESPACES", "").split(",") if n.strip()
         )

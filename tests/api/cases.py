@@ -204,6 +204,12 @@ INVALID_FUNCTIONS: list[InvalidCase] = [
         function(environment={"LAMBDA_TASK_ROOT": "/tmp"}),
         ENV_RESERVED.message,
     ),
+    _same("reserved-env-handler", function(environment={"_HANDLER": "x.y"}), ENV_RESERVED.message),
+    _same(
+        "reserved-env-lambdalet",
+        function(environment={"LAMBDALET_TIMEOUT_SECONDS": "1"}),
+        ENV_RESERVED.message,
+    ),
     _same("env-name-dash", function(environment={"MY-VAR": "1"}), ENV_NAMES.message),
     _same(
         "bearer-without-secret",

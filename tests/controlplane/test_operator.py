@@ -229,6 +229,11 @@ def test_a_name_taken_by_another_object_is_reported_not_overwritten(
             if w["objectRef"].get("namespace") == ns
         ]
         assert [(w["verb"], w["objectRef"]["resource"]) for w in writes] == [("patch", "functions")]
+    # Once the name is free, the operator (re-checking with backoff) takes it.
+    controlplane.kubectl("delete", "service", "fn-clash", "-n", ns)
+    wait_ready(controlplane, ns, "clash", timeout=40)
+    owner = controlplane.get("service", "fn-clash", "-n", ns)["metadata"]["ownerReferences"]
+    assert owner[0]["uid"] == fn["metadata"]["uid"]
 
 
 def test_deleting_a_function_garbage_collects_its_children(

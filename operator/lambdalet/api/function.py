@@ -45,7 +45,10 @@ HANDLER_PATTERN = r"^[A-Za-z0-9_./-]+\.[A-Za-z_$][A-Za-z0-9_$]*$"
 URL_PATTERN = r"^https?://[^\s]+$"
 SHA256_PATTERN = r"^[A-Fa-f0-9]{64}$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-RESERVED_ENV_PREFIXES = ("AWS_", "LAMBDA_")
+# Names the platform sets in every function pod (Lambda reserves AWS_*, LAMBDA_* and _HANDLER-style
+# names; Lambdalet adds its own LAMBDALET_*).
+RESERVED_ENV_PREFIXES = ("AWS_", "LAMBDA_", "LAMBDALET_")
+RESERVED_ENV_NAMES = ("_HANDLER", "_X_AMZN_TRACE_ID")
 
 MAX_INLINE_FILES = 32
 MAX_INLINE_FILE_LENGTH = 262144
@@ -79,11 +82,13 @@ ENV_NAMES = CelRule(
     message=f"environment variable names must match {ENV_NAME_PATTERN}",
 )
 ENV_RESERVED = CelRule(
-    rule="self.all(k, {})".format(
-        " && ".join(f"!k.startsWith('{prefix}')" for prefix in RESERVED_ENV_PREFIXES)
+    rule="self.all(k, {} && !(k in [{}]))".format(
+        " && ".join(f"!k.startsWith('{prefix}')" for prefix in RESERVED_ENV_PREFIXES),
+        ", ".join(f"'{name}'" for name in RESERVED_ENV_NAMES),
     ),
     message=(
-        "environment variable names must not start with AWS_ or LAMBDA_: the runtime sets those"
+        "environment variable names must not start with AWS_, LAMBDA_ or LAMBDALET_, nor be "
+        "_HANDLER or _X_AMZN_TRACE_ID: the runtime sets those"
     ),
 )
 ENV_FROM_EXACTLY_ONE = exactly_one(
@@ -473,7 +478,10 @@ class FunctionSpec(ApiModel):
     def _environment_names(cls, environment: dict[str, str]) -> dict[str, str]:
         if not all(_is_env_name(name) for name in environment):
             raise ValueError(ENV_NAMES.message)
-        if any(name.startswith(RESERVED_ENV_PREFIXES) for name in environment):
+        if any(
+            name.startswith(RESERVED_ENV_PREFIXES) or name in RESERVED_ENV_NAMES
+            for name in environment
+        ):
             raise ValueError(ENV_RESERVED.message)
         return environment
 

@@ -44,6 +44,7 @@ log = logging.getLogger("lambdalet.operator")
 MANAGED = {names.LABEL_MANAGED_BY: names.MANAGED_BY}
 Key = tuple[str, str]  # (namespace, function name)
 RETRY_DELAYS = (0.5, 1, 2, 4, 8, 16)
+MAX_IN_FLIGHT = 16
 REQUEUE_FIRST_SECONDS = 5.0
 REQUEUE_MAX_SECONDS = 300.0
 # Problems that can go away without any event the operator watches.
@@ -60,6 +61,9 @@ class OperatorState:
     settings: Settings
     client: KubeClient
     locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
+    # Reconciliations in flight at once: a thousand Functions arriving together queue here
+    # instead of racing each other into API timeouts.
+    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_IN_FLIGHT))
     # (kind, namespace, name) -> (hash, monotonic time) of the operator's own recent applies.
     applied: dict[tuple[str, str, str], tuple[str, float]] = field(default_factory=dict)
     functions: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
@@ -238,7 +242,7 @@ async def on_deployment(
 async def reconcile(state: OperatorState, key: Key, *, force: bool = False) -> None:
     """Reconcile one Function, retrying transient API errors with backoff."""
     for attempt, delay in enumerate((*RETRY_DELAYS, None)):
-        async with state.lock(key):
+        async with state.lock(key), state.slots:
             body = state.functions.get(key)
             if body is None:
                 return
@@ -286,11 +290,15 @@ async def _reconcile_once(state: OperatorState, body: Mapping[str, Any], *, forc
     if problem is None or problem.reason != "NameConflict":
         problem = await _carry_out(state, parsed, decided) or problem
     _requeue_if_waiting(state, (namespace, name), problem)
+    deployment = observed.deployment
+    if deployment is not None and any(a.manifest["kind"] == "Deployment" for a in decided.applies):
+        # Just changed: the observed Deployment is a generation behind until its next event.
+        deployment = replace(deployment, generation=deployment.generation + 1)
     status = function_status(
         generation=generation,
         url=state.settings.function_url(namespace, name),
         problem=problem,
-        deployment=observed.deployment,
+        deployment=deployment,
         previous=previous,
         now=datetime.now(UTC),
     )

@@ -126,7 +126,8 @@ class KubeClient:
             base_url=connection.server,
             verify=_ssl_context(connection),
             auth=_TokenAuth(connection),
-            timeout=REQUEST_TIMEOUT,
+            # Waiting for a pooled connection is not the API server being slow: no pool timeout.
+            timeout=httpx.Timeout(REQUEST_TIMEOUT, pool=None),
             headers={"User-Agent": user_agent, "Accept": "application/json"},
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
         )

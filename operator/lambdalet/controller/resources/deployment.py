@@ -41,9 +41,9 @@ def deployment(function: Function, settings: Settings, replicas: int | None = No
     name = function.metadata.name
     image_code = spec.code.image
     image = image_code.image if image_code else settings.runtime_image(spec.runtime)
-    pull_policy = (
-        (image_code.pull_policy or "IfNotPresent") if image_code else settings.image_pull_policy
-    )
+    # A function's own image without pullPolicy gets Kubernetes' default for its tag (Always for
+    # :latest), as the API documents; the field is then left out.
+    pull_policy = image_code.pull_policy if image_code else settings.image_pull_policy
     template_annotations = {}
     if spec.code.inline is not None:
         # The runtime imports the handler once; new inline code must mean new pods.
@@ -52,7 +52,7 @@ def deployment(function: Function, settings: Settings, replicas: int | None = No
     container: dict[str, Any] = {
         "name": "function",
         "image": image,
-        "imagePullPolicy": str(pull_policy),
+        **({"imagePullPolicy": str(pull_policy)} if pull_policy is not None else {}),
         "ports": [
             {
                 "name": names.FUNCTION_PORT_NAME,
@@ -163,8 +163,9 @@ def _env(function: Function) -> list[dict[str, Any]]:
             env.append({"name": "LAMBDALET_CODE_SHA256", "value": s3.sha256.lower()})
         if s3.credentials_secret is not None:
             for var, key in (
-                ("LAMBDALET_CODE_S3_ACCESS_KEY_ID", "accessKeyId"),
-                ("LAMBDALET_CODE_S3_SECRET_ACCESS_KEY", "secretAccessKey"),
+                # The keys spec.code.s3.credentialsSecret documents.
+                ("LAMBDALET_CODE_S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
+                ("LAMBDALET_CODE_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
             ):
                 ref = {"name": s3.credentials_secret.name, "key": key}
                 env.append({"name": var, "valueFrom": {"secretKeyRef": ref}})

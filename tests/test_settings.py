@@ -1,0 +1,129 @@
+"""Settings.from_env: the operator's configuration, built once from its environment."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from lambdalet import __version__
+from lambdalet.api.function import PullPolicy, Runtime
+from lambdalet.settings import Settings, SettingsError
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({"PATH": "/usr/bin", "LAMBDALET_UNKNOWN": "ignored"})
+
+    assert settings == Settings(
+        runtime_image_prefix="localhost/lambdalet-runtime-",
+        runtime_image_tag=__version__,
+        image_pull_policy=PullPolicy.IF_NOT_PRESENT,
+        activator_url="http://lambdalet-activator.lambdalet-system.svc",
+        namespaces=(),
+        resync_seconds=300.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field", "expected"),
+    [
+        (
+            "LAMBDALET_RUNTIME_IMAGE_PREFIX",
+            "ghcr.io/acme/rt-",
+            "runtime_image_prefix",
+            "ghcr.io/acme/rt-",
+        ),
+        ("LAMBDALET_RUNTIME_IMAGE_TAG", "2.0.1", "runtime_image_tag", "2.0.1"),
+        ("LAMBDALET_IMAGE_PULL_POLICY", "Always", "image_pull_policy", PullPolicy.ALWAYS),
+        ("LAMBDALET_IMAGE_PULL_POLICY", "Never", "image_pull_policy", PullPolicy.NEVER),
+        (
+            "LAMBDALET_ACTIVATOR_URL",
+            "http://activator.ops.svc:8080/",
+            "activator_url",
+            "http://activator.ops.svc:8080",
+        ),
+        ("LAMBDALET_NAMESPACES", "team-a", "namespaces", ("team-a",)),
+        ("LAMBDALET_NAMESPACES", " team-a, team-b ,,", "namespaces", ("team-a", "team-b")),
+        ("LAMBDALET_NAMESPACES", "", "namespaces", ()),
+        ("LAMBDALET_RESYNC_SECONDS", "12.5", "resync_seconds", 12.5),
+        ("LAMBDALET_RESYNC_SECONDS", "60", "resync_seconds", 60.0),
+    ],
+    ids=[
+        "image-prefix",
+        "image-tag",
+        "pull-always",
+        "pull-never",
+        "activator-trailing-slash",
+        "one-namespace",
+        "namespaces-trimmed",
+        "namespaces-empty-is-all",
+        "resync-fraction",
+        "resync-integer",
+    ],
+)
+def test_override(variable: str, value: str, field: str, expected: Any) -> None:
+    settings = Settings.from_env({variable: value})
+
+    assert getattr(settings, field) == expected
+    others = {f.name for f in dataclasses.fields(Settings)} - {field}
+    assert {f: getattr(settings, f) for f in others} == {f: getattr(Settings(), f) for f in others}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("LAMBDALET_IMAGE_PULL_POLICY", "always"),
+        ("LAMBDALET_IMAGE_PULL_POLICY", "Sometimes"),
+        ("LAMBDALET_RESYNC_SECONDS", "five"),
+        ("LAMBDALET_RESYNC_SECONDS", ""),
+        ("LAMBDALET_RESYNC_SECONDS", "0"),
+        ("LAMBDALET_RESYNC_SECONDS", "-30"),
+        # asyncio.sleep(nan) never returns and sleep(inf) is forever: both would stop resyncs.
+        ("LAMBDALET_RESYNC_SECONDS", "nan"),
+        ("LAMBDALET_RESYNC_SECONDS", "inf"),
+    ],
+)
+def test_unusable_value_is_a_settings_error(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError):
+        Settings.from_env({variable: value})
+
+
+@pytest.mark.parametrize(
+    ("runtime", "image"),
+    [
+        (Runtime.PYTHON_3_12, "ghcr.io/acme/rt-python3.12:2.0.1"),
+        (Runtime.NODEJS_22, "ghcr.io/acme/rt-nodejs22:2.0.1"),
+        (Runtime.PROVIDED, "ghcr.io/acme/rt-provided:2.0.1"),
+    ],
+)
+def test_runtime_image(runtime: Runtime, image: str) -> None:
+    settings = Settings.from_env(
+        {
+            "LAMBDALET_RUNTIME_IMAGE_PREFIX": "ghcr.io/acme/rt-",
+            "LAMBDALET_RUNTIME_IMAGE_TAG": "2.0.1",
+        }
+    )
+
+    assert settings.runtime_image(runtime) == image
+
+
+@pytest.mark.parametrize(
+    ("activator", "url"),
+    [
+        (None, "http://lambdalet-activator.lambdalet-system.svc/fn/team/hello"),
+        ("https://fn.example.test/", "https://fn.example.test/fn/team/hello"),
+    ],
+    ids=["default", "custom-with-slash"],
+)
+def test_function_url(activator: str | None, url: str) -> None:
+    env = {"LAMBDALET_ACTIVATOR_URL": activator} if activator else {}
+
+    assert Settings.from_env(env).function_url("team", "hello") == url
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings.from_env({})
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.resync_seconds = 1.0  # type: ignore[misc]
