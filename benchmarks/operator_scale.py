@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import tempfile
@@ -48,6 +49,23 @@ def peak_rss_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmHWM")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def component_pid(name: str) -> int | None:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv0 = (entry / "cmdline").read_bytes().split(b"\0")[0]
+            except OSError:
+                continue
+            if argv0.endswith(name.encode()):
+                return int(entry.name)
+    return None
 
 
 def ready_count(cluster: Cluster) -> int:
@@ -90,6 +108,9 @@ def main() -> int:
         settled = time.monotonic() - started
         assert operator.pid is not None
         rss = peak_rss_mib(operator.pid)
+        operator_cpu = cpu_seconds(operator.pid)
+        apiserver = component_pid("kube-apiserver")
+        apiserver_cpu = cpu_seconds(apiserver) if apiserver else float("nan")
 
         operator.stop()
         assert cluster.audit_log is not None
@@ -113,6 +134,7 @@ def main() -> int:
         print(f"P7 kubectl create of all (s):          {applied:.1f}")
         print(f"P7 apply -> all children + Ready (s):  {settled:.1f}   (target <= 60)")
         print(f"P7 operator peak RSS (MiB):            {rss:.0f}   (target <= 150)")
+        print(f"P7 CPU s, operator / kube-apiserver:   {operator_cpu:.0f} / {apiserver_cpu:.0f}")
         print(f"P7 restart -> all handled (s):         {resettled:.1f}")
         print(f"P7 restart peak RSS (MiB):             {restart_rss:.0f}")
         print(f"P7 writes after restart:               {len(writes)}   (target 0)")

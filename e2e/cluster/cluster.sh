@@ -278,6 +278,7 @@ EOF
         --bind-address 127.0.0.1 --secure-port "$CM_PORT" \
         --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
         --use-service-account-credentials=true --leader-elect=false \
+        --kube-api-qps 100 --kube-api-burst 200 \
         --cluster-cidr "$CLUSTER_CIDR" --service-cluster-ip-range "$SERVICE_CIDR" \
         --controllers '*,-nodeipam,-cloud-node-lifecycle' --profiling=false --v=1
 }

@@ -169,6 +169,7 @@ def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
     return kopf.ConnectionInfo(
         server=connection.server,
         ca_path=connection.ca_path,
+        ca_data=connection.ca_data,
         insecure=connection.insecure,
         token=token,
         certificate_path=connection.cert_path,
@@ -374,7 +375,7 @@ async def _foreign_owner(
     meta = manifest["metadata"]
     try:
         existing = await state.client.get(
-            manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"]
+            manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"], cached=True
         )
     except NotFound:
         return False

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import Mapping
 
-import kopf
+# kopf imports the `kubernetes` client library when it is installed, only to recognise its model
+# objects (which the operator never hands to kopf); that import alone costs some 60 MiB.
+sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]
 
-from lambdalet.controller import handlers
-from lambdalet.k8s import KubeClient, load_connection
-from lambdalet.settings import Settings
+import kopf  # noqa: E402
+
+from lambdalet.controller import handlers  # noqa: E402
+from lambdalet.k8s import KubeClient, load_connection  # noqa: E402
+from lambdalet.settings import Settings  # noqa: E402
 
 
 async def operate(env: Mapping[str, str], *, liveness: str | None = None) -> None:

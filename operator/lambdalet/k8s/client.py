@@ -8,8 +8,10 @@ in with the same ``Connection`` (see ``lambdalet.controller.handlers``).
 
 from __future__ import annotations
 
+import base64
 import os
 import ssl
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 from lambdalet.k8s.errors import KubeError, TransientKubeError, from_status
 
@@ -39,6 +42,7 @@ PLURALS = {
 class Connection:
     server: str
     ca_path: str | None = None
+    ca_data: str | None = None  # PEM
     insecure: bool = False
     token: str | None = None
     token_path: str | None = None  # in-cluster tokens rotate: re-read from here
@@ -47,9 +51,18 @@ class Connection:
     default_namespace: str | None = None
 
 
+class ConfigError(ValueError):
+    """No usable credentials: not in a pod, and no kubeconfig with a current context."""
+
+
 def load_connection(env: Mapping[str, str], kubeconfig: str | None = None) -> Connection:
     """In-cluster credentials when running in a pod (and no kubeconfig is named), else the
-    kubeconfig from ``kubeconfig`` or ``$KUBECONFIG`` or ~/.kube/config."""
+    current context of ``kubeconfig``, ``$KUBECONFIG`` or ~/.kube/config.
+
+    Kubeconfigs are read here rather than with the ``kubernetes`` package, which costs the
+    operator some 60 MiB of memory to import: server, CA, token and client certificates are
+    supported; exec and auth-provider plugins are not (the operator normally runs in a pod).
+    """
     host = env.get("KUBERNETES_SERVICE_HOST")
     if kubeconfig is None and "KUBECONFIG" not in env and host and SERVICE_ACCOUNT.exists():
         port = env.get("KUBERNETES_SERVICE_PORT", "443")
@@ -60,21 +73,54 @@ def load_connection(env: Mapping[str, str], kubeconfig: str | None = None) -> Co
             token_path=str(SERVICE_ACCOUNT / "token"),
             default_namespace=(SERVICE_ACCOUNT / "namespace").read_text().strip(),
         )
-    from kubernetes import client, config
+    path = kubeconfig or env.get("KUBECONFIG", "").split(os.pathsep)[0] or "~/.kube/config"
+    return _from_kubeconfig(Path(path).expanduser())
 
-    configuration = client.Configuration()
-    config.load_kube_config(
-        config_file=kubeconfig or env.get("KUBECONFIG"), client_configuration=configuration
-    )
-    bearer = configuration.api_key.get("authorization") or configuration.api_key.get("BearerToken")
-    token = bearer.removeprefix("Bearer ").strip() if bearer else None
+
+def _from_kubeconfig(path: Path) -> Connection:
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read kubeconfig {path}: {exc}") from exc
+
+    def named(section: str, name: str | None) -> dict[str, Any]:
+        for item in config.get(section) or []:
+            if item.get("name") == name:
+                return dict(item.get(section.removesuffix("s")) or {})
+        raise ConfigError(f"kubeconfig {path}: no {section.removesuffix('s')} named {name!r}")
+
+    context = named("contexts", config.get("current-context"))
+    cluster = named("clusters", context.get("cluster"))
+    user = named("users", context.get("user"))
+    if "exec" in user or "auth-provider" in user:
+        raise ConfigError(f"kubeconfig {path}: exec and auth-provider credentials unsupported")
+    base = path.parent
+
+    def file(key: str) -> str | None:
+        value = user.get(key) or cluster.get(key)
+        return str(base / value) if value else None
+
+    def data_file(key: str, suffix: str) -> str | None:
+        value = user.get(key)
+        if not value:
+            return None
+        handle = tempfile.NamedTemporaryFile("wb", suffix=suffix, delete=False)  # noqa: SIM115
+        with handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(base64.b64decode(value))
+        return handle.name
+
+    ca_data = cluster.get("certificate-authority-data")
     return Connection(
-        server=configuration.host,
-        ca_path=configuration.ssl_ca_cert,
-        insecure=not configuration.verify_ssl,
-        token=token,
-        cert_path=configuration.cert_file,
-        key_path=configuration.key_file,
+        server=str(cluster["server"]),
+        ca_path=file("certificate-authority"),
+        ca_data=base64.b64decode(ca_data).decode() if ca_data else None,
+        insecure=bool(cluster.get("insecure-skip-tls-verify", False)),
+        token=user.get("token"),
+        token_path=file("tokenFile"),
+        cert_path=file("client-certificate") or data_file("client-certificate-data", ".crt"),
+        key_path=file("client-key") or data_file("client-key-data", ".key"),
+        default_namespace=context.get("namespace"),
     )
 
 
@@ -99,7 +145,7 @@ class _TokenAuth(httpx.Auth):
 def _ssl_context(connection: Connection) -> ssl.SSLContext | bool:
     if connection.insecure:
         return False
-    context = ssl.create_default_context(cafile=connection.ca_path)
+    context = ssl.create_default_context(cafile=connection.ca_path, cadata=connection.ca_data)
     if connection.cert_path and connection.key_path:
         context.load_cert_chain(connection.cert_path, connection.key_path)
     return context
@@ -207,12 +253,15 @@ class KubeClient:
         )
 
     async def get(
-        self, api_version: str, kind: str, namespace: str | None, name: str
+        self, api_version: str, kind: str, namespace: str | None, name: str, *, cached: bool = False
     ) -> dict[str, Any]:
+        """GET an object; ``cached`` lets the API server answer from its watch cache (cheaper,
+        possibly a moment stale) instead of a quorum read from etcd."""
         return await self.request(
             "GET",
             resource_path(api_version, kind, namespace, name),
             what=f"get {kind} {namespace}/{name}",
+            params={"resourceVersion": "0"} if cached else None,
         )
 
     async def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> None:
