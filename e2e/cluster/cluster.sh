@@ -432,20 +432,36 @@ export LAMBDALET_CONTAINERD_SOCK=$CONTAINERD_SOCK
 EOF
 }
 
-# kill_pid NAME: SIGTERM, then SIGKILL after a grace period (kube-apiserver can hang on SIGTERM
-# once etcd is gone). Only pids this script recorded are touched.
-kill_pid() {
-    local name="$1" file="$PIDS/$1" pid
-    [[ -f "$file" ]] || return 0
-    pid="$(cat "$file")"
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+# stop NAME...: SIGTERM to each component's process group, SIGKILL to what is left after a grace
+# period (kube-apiserver can hang on SIGTERM once etcd is gone). Only pids this script recorded
+# are touched; the components of one call stop in parallel.
+stop() {
+    local name pid pids=() names=()
+    for name in "$@"; do
+        [[ -f "$PIDS/$name" ]] || continue
+        pid="$(cat "$PIDS/$name")"
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+            pids+=("$pid")
+            names+=("$name")
+        fi
+        rm -f "$PIDS/$name"
+    done
+    ((${#pids[@]})) || return 0
+    local deadline=$((SECONDS + 5)) alive
+    while ((SECONDS < deadline)); do
+        alive=0
+        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        ((alive)) || break
+        sleep 0.1
+    done
+    for pid in "${pids[@]}"; do
         kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
         for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    fi
-    rm -f "$file"
-    log "stopped $name"
+    done
+    log "stopped ${names[*]}"
 }
 
 # Kill every container of the node: first the pods' processes (found by cgroup), then the
@@ -483,19 +499,19 @@ unmount_state() {
 
 cmd_down() {
     log "tearing down"
-    local n f
-    # Extra processes started with `run` (an operator, say) go first.
+    local n f extra=()
+    # Extra processes started with `run` (an operator, say) go first, with the node agents.
     for f in "$PIDS"/*; do
         [[ -e "$f" ]] || continue
         n="$(basename "$f")"
         case "$n" in
             etcd | kube-* | kubelet | containerd) ;;
-            *) kill_pid "$n" ;;
+            *) extra+=("$n") ;;
         esac
     done
-    for n in kube-proxy kubelet; do kill_pid "$n"; done
+    stop "${extra[@]}" kube-proxy kubelet
     if [[ "$PROFILE" == node ]]; then kill_pods; fi
-    for n in containerd kube-scheduler kube-controller-manager kube-apiserver etcd; do kill_pid "$n"; done
+    stop containerd kube-scheduler kube-controller-manager kube-apiserver etcd
     if [[ "$PROFILE" == node ]]; then kill_pods; unmount_state; fi
     netns_down
     if [[ -d "$STATE" ]]; then

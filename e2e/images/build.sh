@@ -20,6 +20,8 @@ CACHE="${LAMBDALET_CACHE:-$HOME/.cache/lambdalet}"
 SOCK="${LAMBDALET_CONTAINERD_SOCK:-/var/lib/lambdalet-e2e/node/containerd/containerd.sock}"
 BASE_SUITE=bookworm
 BASE_PACKAGES="python3,ca-certificates"
+# Bump when the way the base image is made changes (its inputs above are hashed with it).
+BASE_RECIPE=1
 BASE_MIRROR="${LAMBDALET_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
 log() { printf '[images] %s\n' "$*" >&2; }
@@ -75,7 +77,7 @@ image_pause() {
 
 image_base() {
     local tag=localhost/lambdalet-base:$BASE_SUITE hash
-    hash="$(echo "$BASE_SUITE $BASE_PACKAGES" | cat - "$0" | sha256sum | cut -c1-16)"
+    hash="$(echo "$BASE_RECIPE $BASE_SUITE $BASE_PACKAGES" | sha256sum | cut -c1-16)"
     mkdir -p "$CACHE/images"
     if ! built "$tag" "$hash"; then
         local root="$CACHE/images/base-rootfs" tarball="$CACHE/images/base-$hash.tar"

@@ -125,7 +125,7 @@ def _function_key(namespace: str | None, labels: Mapping[str, str]) -> Key | Non
 
 
 @kopf.index("apps", "v1", "deployments", labels=MANAGED)
-def function_deployments(
+async def function_deployments(
     namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
 ) -> dict[Key, DeploymentState]:
     key = _function_key(namespace, labels)
@@ -133,7 +133,7 @@ def function_deployments(
 
 
 @kopf.index("", "v1", "services", labels=MANAGED)
-def function_services(
+async def function_services(
     namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
 ) -> dict[Key, ChildState]:
     key = _function_key(namespace, labels)
@@ -141,7 +141,7 @@ def function_services(
 
 
 @kopf.index("", "v1", "configmaps", labels=MANAGED)
-def function_config_maps(
+async def function_config_maps(
     namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
 ) -> dict[Key, ChildState]:
     key = _function_key(namespace, labels)
