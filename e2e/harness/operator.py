@@ -55,3 +55,15 @@ class OperatorProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def settled_after(self, marker: int, functions: list[tuple[str, str]]) -> bool:
+        """Whether, in the log after offset ``marker``, kopf handed over every one of
+        ``functions`` (namespace, name) and the work queue then drained ("settled")."""
+        text = self.log()[marker:]
+        last = -1
+        for namespace, name in functions:
+            seen = text.find(f"[{namespace}/{name}] Handler 'on_function' succeeded")
+            if seen < 0:
+                return False
+            last = max(last, seen)
+        return "settled:" in text[last:]

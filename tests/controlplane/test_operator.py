@@ -272,13 +272,11 @@ def test_restarted_operator_makes_no_writes_and_no_duplicates(
     start = audit_length(controlplane.audit_log)
     marker = len(operator.log())
     operator.start()
-    # Settled: the restarted operator has handled the initial listing of every Function.
+    # Settled: every Function came in with the initial listing and the work queue drained.
     wait_for(
-        lambda: all(
-            f"[{ns}/{n}] Handler 'on_function' succeeded" in operator.log()[marker:] for n in names
-        ),
+        lambda: operator.settled_after(marker, [(ns, n) for n in names]),
         30,
-        what="the restarted operator to handle every Function",
+        what="the restarted operator to settle",
     )
     writes = audit_writes(controlplane.audit_log, OPERATOR_USER, since_line=start)
     assert writes == [], json.dumps(writes[:3], indent=1)

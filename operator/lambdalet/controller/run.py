@@ -17,7 +17,8 @@ sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]
 
 import kopf  # noqa: E402
 
-from lambdalet.controller import handlers  # noqa: E402
+from lambdalet.controller import handlers  # noqa: E402, F401 - registers the handlers
+from lambdalet.controller.reconciler import OperatorState  # noqa: E402
 from lambdalet.k8s import KubeClient, load_connection  # noqa: E402
 from lambdalet.settings import Settings  # noqa: E402
 
@@ -25,7 +26,7 @@ from lambdalet.settings import Settings  # noqa: E402
 async def operate(env: Mapping[str, str], *, liveness: str | None = None) -> None:
     settings = Settings.from_env(env)
     client = KubeClient(load_connection(env))
-    memo = kopf.Memo(state=handlers.OperatorState(settings=settings, client=client))
+    memo = kopf.Memo(state=OperatorState(settings=settings, client=client))
     await kopf.operator(
         memo=memo,
         standalone=True,
