@@ -27,7 +27,7 @@ from lambdalet.api.common import GROUP, VERSION
 from lambdalet.api.function import Function, FunctionStatus
 from lambdalet.controller.children import Key, named, owner_uid
 from lambdalet.controller.reconcile import Observed, Plan, name_conflict, parse, plan
-from lambdalet.controller.status import Problem, function_status
+from lambdalet.controller.status import DeploymentState, Problem, function_status
 from lambdalet.controller.workqueue import WorkQueue
 from lambdalet.k8s import KubeClient, NotFound, PermanentKubeError, TransientKubeError
 from lambdalet.settings import Settings
@@ -146,9 +146,21 @@ async def _reconcile_once(
         state.delays.pop(key, None)
 
     deployment = observed.deployment
-    if deployment is not None and any(a.manifest["kind"] == "Deployment" for a in decided.applies):
-        # Just changed: the observed Deployment is a generation behind until its next event.
-        deployment = replace(deployment, generation=deployment.generation + 1)
+    applied = next((a for a in decided.applies if a.manifest["kind"] == "Deployment"), None)
+    if applied is not None and problem is None:
+        # Just created or changed: until its next watch event, take the Deployment as one
+        # generation ahead of what its controller has seen. This is the status that event will
+        # confirm, so the event costs no second status write.
+        if deployment is None:
+            deployment = DeploymentState(
+                name=applied.manifest["metadata"]["name"],
+                owner_uid=None,
+                applied_hash=None,
+                generation=1,
+                replicas=applied.claim_replicas or 0,
+            )
+        else:
+            deployment = replace(deployment, generation=deployment.generation + 1)
     status = function_status(
         generation=generation,
         url=url,
