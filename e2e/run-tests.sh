@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, tier by tier (README: `make test`):
-#   1. static checks: ruff, mypy --strict, shellcheck, CRDs up to date
-#   2. unit and control-plane tests (a real kube-apiserver + etcd on loopback, started by pytest)
+#   1. static checks: ruff, mypy --strict, shellcheck, gofmt/go vet/go test, CRDs up to date
+#   2. unit, component (the agent and runtimes as real processes) and control-plane tests (a
+#      real kube-apiserver + etcd on loopback, started by pytest)
 #   3. the bed's lifecycle: bring the single node up and down twice, nothing left behind
 #   4. end to end on the real single-node cluster, from inside its network namespace
 # Select tiers with TIERS="static unit lifecycle e2e" (default: all). Extra arguments go to pytest.
@@ -21,11 +22,20 @@ fi
 
 if has static; then
     step "static checks"
-    $PY/ruff check operator tests e2e conftest.py
-    $PY/ruff format --check operator tests e2e conftest.py
+    python_trees=(operator tests e2e benchmarks runtime-images conftest.py)
+    $PY/ruff check "${python_trees[@]}"
+    $PY/ruff format --check "${python_trees[@]}"
     $PY/mypy
+    $PY/mypy --strict runtime-images/python runtime-images/bench_warm.py
     $PY/lambdalet crds --check
-    shellcheck -x e2e/cluster/*.sh e2e/images/build.sh e2e/run-tests.sh .ci/run
+    shellcheck -x e2e/cluster/*.sh e2e/images/build.sh e2e/run-tests.sh e2e/demo.sh .ci/run
+    (
+        cd runtime-images/agent
+        unformatted="$(gofmt -l .)"
+        [[ -z "$unformatted" ]] || { echo "gofmt: $unformatted" >&2; exit 1; }
+        go vet ./...
+        go test ./...
+    )
 fi
 
 if has unit; then

@@ -4,13 +4,18 @@ set -euo pipefail
 
 packages=(
     containerd runc containernetworking-plugins iptables iproute2 conntrack socat util-linux
-    buildah debootstrap gcc libc6-dev openssl ca-certificates psmisc
+    buildah debootstrap gcc libc6-dev openssl ca-certificates psmisc curl
     redis-server rabbitmq-server nats-server shellcheck
 )
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Go builds the cluster binaries and the function agent; Debian's golang is too old for them.
+if ! go version 2>/dev/null | grep -qE 'go1\.(2[2-9]|[3-9][0-9])'; then
+    echo "[deps] Go 1.22 or newer must be on PATH (found: $(go version 2>&1))" >&2
+    exit 1
+fi
 if ((${#missing[@]})); then
     echo "[deps] installing: ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive

@@ -81,6 +81,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+    # List in pages: a restart over thousands of children never holds one huge list in memory.
+    settings.watching.chunk_size = 200
     logging.getLogger("httpx").setLevel(logging.WARNING)
     state: OperatorState = memo.state
     memo.tasks = [

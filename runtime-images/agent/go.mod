@@ -1,0 +1,3 @@
+module lambdalet.dev/agent
+
+go 1.22

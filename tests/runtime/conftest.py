@@ -1,0 +1,44 @@
+"""Fixtures of the runtime tests: the agent binary (built once) and agents serving handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from tests.runtime.harness import Agent, build_agent, running_agent
+
+StartAgent = Callable[..., Agent]
+
+
+@pytest.fixture(scope="session")
+def agent_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    try:
+        return build_agent(tmp_path_factory.mktemp("agent-bin"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def start_agent(agent_binary: Path, tmp_path: Path) -> Iterator[StartAgent]:
+    """start_agent(files, handler="app.handler", env=None, wait_ready=True) -> a running Agent."""
+    with ExitStack() as stack:
+        count = 0
+
+        def start(
+            files: Mapping[str, str],
+            handler: str = "app.handler",
+            env: Mapping[str, str] | None = None,
+            *,
+            wait_ready: bool = True,
+        ) -> Agent:
+            nonlocal count
+            count += 1
+            workdir = tmp_path / f"agent-{count}"
+            return stack.enter_context(
+                running_agent(agent_binary, workdir, files, handler, env, wait_ready=wait_ready)
+            )
+
+        yield start

@@ -1,0 +1,206 @@
+"""Runs the function-pod agent as a real process on 127.0.0.1, for the runtime tests.
+
+``build_agent`` compiles runtime-images/agent with ``go build``; ``running_agent`` starts it with
+a task root of handler files, the Python runtime as its bootstrap (unless the test brings its
+own) and free ports, waits until it listens, and stops it (SIGTERM) afterwards. The agent's
+stdout and stderr, which the runtime's output shares, go to a log file the tests read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+AGENT_SOURCE = REPO / "runtime-images" / "agent"
+PYTHON_BOOTSTRAP = REPO / "runtime-images" / "python" / "bootstrap.py"
+INVOKE_PATH = "/2015-03-31/functions/function/invocations"
+# Where Go is installed on the project's machines when it is not on PATH.
+GO_FALLBACK = Path("/usr/local/go/bin/go")
+
+T = TypeVar("T")
+
+
+def find_go() -> str | None:
+    found = shutil.which("go")
+    if found:
+        return found
+    return str(GO_FALLBACK) if GO_FALLBACK.exists() else None
+
+
+def build_agent(out_dir: Path) -> Path:
+    """Compile the agent into out_dir (static, as the runtime images ship it)."""
+    go = find_go()
+    if go is None:
+        raise RuntimeError(
+            "the runtime tests need Go to build runtime-images/agent: no `go` on PATH "
+            f"and none at {GO_FALLBACK}"
+        )
+    binary = out_dir / "agent"
+    done = subprocess.run(
+        [go, "build", "-trimpath", "-o", str(binary), "."],
+        cwd=AGENT_SOURCE,
+        env={**os.environ, "CGO_ENABLED": "0"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"go build of the agent failed:\n{done.stdout}{done.stderr}")
+    return binary
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for(predicate: Callable[[], T | None], what: str, timeout: float = 10.0) -> T:
+    """Poll predicate until it returns something other than None/False, at most timeout s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+
+
+@dataclass
+class Agent:
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    task_root: Path
+    client: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
+
+    def invoke(
+        self,
+        event: Any = None,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        content = body if body is not None else json.dumps(event).encode()
+        return self.client.post(INVOKE_PATH, content=content, headers=dict(headers or {}))
+
+    def health(self) -> httpx.Response:
+        return self.client.get("/healthz")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_log(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
+        return wait_for(
+            lambda: re.search(pattern, self.log(), re.M), f"log line /{pattern}/", timeout
+        )
+
+    def wait_listening(self) -> None:
+        def answers() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"agent exited ({self.process.returncode}):\n{self.log()}")
+            try:
+                self.health()
+            except httpx.TransportError:
+                return False
+            return True
+
+        wait_for(answers, "the agent to listen")
+
+    def wait_health(self, status: str, timeout: float = 10.0) -> dict[str, Any]:
+        def reached() -> dict[str, Any] | None:
+            doc: dict[str, Any] = self.health().json()
+            return doc if doc["status"] == status else None
+
+        return wait_for(reached, f"/healthz status {status!r}", timeout)
+
+    def stop(self) -> int:
+        self.client.close()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def python_bootstrap() -> str:
+    return f"{sys.executable} {PYTHON_BOOTSTRAP}"
+
+
+@contextmanager
+def running_agent(
+    binary: Path,
+    workdir: Path,
+    files: Mapping[str, str],
+    handler: str = "app.handler",
+    env: Mapping[str, str] | None = None,
+    *,
+    wait_ready: bool = True,
+) -> Iterator[Agent]:
+    """An agent serving the handler in ``files`` (name -> source, under a fresh task root).
+
+    ``env`` adds to or overrides the agent's environment; the bootstrap is the Python runtime
+    unless ``env`` names another (``LAMBDALET_BOOTSTRAP``) or is a ``provided`` runtime without
+    one. The agent gets a clean environment, so nothing of the caller's AWS_* settings leaks in.
+    """
+    task_root = workdir / "task"
+    task_root.mkdir(parents=True, exist_ok=True)
+    for name, source in files.items():
+        path = task_root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source)
+        if source.startswith("#!"):
+            path.chmod(0o755)
+    port = free_port()
+    settings = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "AWS_LAMBDA_FUNCTION_NAME": "hello",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+        "_HANDLER": handler,
+        "LAMBDALET_RUNTIME": "python3.11",
+        "LAMBDALET_NAMESPACE": "tests",
+        "LAMBDALET_PORT": str(port),
+        "LAMBDALET_RUNTIME_API_PORT": "0",
+        "LAMBDA_TASK_ROOT": str(task_root),
+        "LAMBDALET_BOOTSTRAP": python_bootstrap(),
+    }
+    settings.update(env or {})
+    if settings["LAMBDALET_RUNTIME"] == "provided" and "LAMBDALET_BOOTSTRAP" not in (env or {}):
+        del settings["LAMBDALET_BOOTSTRAP"]
+    log_path = workdir / "agent.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(binary)], env=settings, stdout=log, stderr=subprocess.STDOUT, cwd=workdir
+        )
+    agent = Agent(process, port, log_path, task_root)
+    try:
+        agent.wait_listening()
+        if wait_ready:
+            agent.wait_health("ready")
+        yield agent
+    finally:
+        agent.stop()
