@@ -28,7 +28,7 @@ if has static; then
     $PY/mypy
     $PY/mypy --strict runtime-images/python runtime-images/bench_warm.py
     $PY/lambdalet crds --check
-    shellcheck -x e2e/cluster/*.sh e2e/images/build.sh e2e/run-tests.sh e2e/demo.sh .ci/run
+    shellcheck -x e2e/cluster/*.sh e2e/images/build.sh e2e/run-tests.sh e2e/demo.sh runtime-images/build.sh .ci/run
     (
         cd runtime-images/agent
         unformatted="$(gofmt -l .)"

@@ -7,14 +7,13 @@ readiness path); the Lambda runtimes bring their own e2e tests.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from e2e.harness.cluster import REPO, Cluster, build_image
+from e2e.harness.cluster import Cluster, build_image
 from e2e.harness.operator import OperatorProcess
 from e2e.harness.wait import wait_for
 
@@ -22,26 +21,6 @@ pytestmark = pytest.mark.e2e
 
 ECHO = Path(__file__).parent / "images" / "http-echo"
 IMAGE = "localhost/e2e-http-echo:1"
-
-
-@pytest.fixture(scope="module")
-def operator_on_node(
-    node_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    build_image(ECHO, ECHO / "Containerfile", IMAGE)
-    node_cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-    node_cluster.kubectl(
-        "wait", "--for=condition=Established", "crd/functions.lambdalet.dev", "--timeout=30s"
-    )
-    process = OperatorProcess(
-        node_cluster.operator_kubeconfig or node_cluster.kubeconfig,
-        tmp_path_factory.mktemp("operator") / "operator.log",
-    )
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 def _condition(function: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -59,6 +38,7 @@ def _scale(cluster: Cluster, ns: str, replicas: int) -> None:
 def test_function_pods_run_restricted_and_status_follows_replicas(
     node_cluster: Cluster, node_namespace: str, operator_on_node: OperatorProcess
 ) -> None:
+    build_image(ECHO, ECHO / "Containerfile", IMAGE)
     ns = node_namespace
     node_cluster.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
     node_cluster.apply(

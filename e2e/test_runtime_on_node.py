@@ -1,0 +1,80 @@
+"""The example Lambda handler on the real node: the operator deploys it on the Python runtime
+image (the agent as PID 1), and an invocation sent to the pod runs the unchanged handler.
+
+The activator is not part of this test: the pod is scaled by hand, as the autoscaler would, and
+invoked at its own address.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+import httpx
+import pytest
+
+from e2e.harness.cluster import REPO, Cluster
+from e2e.harness.operator import OperatorProcess
+from e2e.harness.wait import wait_for
+
+pytestmark = pytest.mark.e2e
+
+INVOKE = "/2015-03-31/functions/function/invocations"
+
+
+@pytest.fixture(scope="module")
+def python_runtime_image(node_cluster: Cluster) -> None:
+    subprocess.run(
+        [str(REPO / "runtime-images" / "build.sh")], check=True, capture_output=True, timeout=600
+    )
+
+
+def test_example_handler_runs_unchanged_on_the_python_runtime(
+    node_cluster: Cluster,
+    node_namespace: str,
+    operator_on_node: OperatorProcess,
+    python_runtime_image: None,
+) -> None:
+    ns = node_namespace
+    node_cluster.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+    node_cluster.kubectl(
+        "apply", "-n", ns, "-f", str(REPO / "examples" / "hello-python" / "function.yaml")
+    )
+    node_cluster.kubectl(
+        "wait", "-n", ns, "fn/hello-python", "--for=condition=Ready", "--timeout=60s"
+    )
+    node_cluster.kubectl(
+        "patch", "deployment", "fn-hello-python", "-n", ns, "--subresource=scale",
+        "--type=merge", "-p", '{"spec":{"replicas":1}}', "--field-manager=lambdalet-autoscaler",
+    )  # fmt: skip
+
+    def serving() -> dict[str, Any] | None:
+        fn = node_cluster.get("function", "hello-python", "-n", ns)
+        active = [c for c in fn["status"]["conditions"] if c["type"] == "Active"]
+        return fn if active and active[0]["status"] == "True" else None
+
+    wait_for(serving, 90, what="an instance of hello-python ready")
+    pod = node_cluster.get("pods", "-n", ns, "-l", "lambdalet.dev/function=hello-python")["items"][
+        0
+    ]
+    url = f"http://{pod['status']['podIP']}:8080{INVOKE}"
+    event = {"rawPath": "/", "queryStringParameters": {"name": "lambdalet"}}
+
+    reply = httpx.post(url, json=event, headers={"Lambdalet-Request-Id": "req-e2e-1"}, timeout=10)
+
+    assert reply.status_code == 200
+    assert "X-Amz-Function-Error" not in reply.headers
+    result = reply.json()
+    assert result["statusCode"] == 200
+    assert result["headers"] == {"Content-Type": "application/json"}
+    assert json.loads(result["body"]) == {"message": "hello, lambdalet", "requestId": "req-e2e-1"}
+
+    logs = node_cluster.kubectl("logs", "-n", ns, pod["metadata"]["name"]).stdout
+    assert "START RequestId: req-e2e-1" in logs
+    assert "END RequestId: req-e2e-1" in logs
+    report = next(
+        line for line in logs.splitlines() if line.startswith("REPORT RequestId: req-e2e-1")
+    )
+    assert "Memory Size: 128 MB" in report
+    assert "Init Duration" in report  # the first invocation of a fresh instance
