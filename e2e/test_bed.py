@@ -159,3 +159,40 @@ def test_deleting_a_namespace_removes_its_workloads(node_cluster: Cluster, echo_
     assert "NotFound" in gone.stderr
     with pytest.raises(httpx.TransportError):
         httpx.get(f"http://{pod_ip}:8080/", timeout=2)
+
+
+CHART = {
+    "Chart.yaml": "apiVersion: v2\nname: echo\nversion: 0.1.0\n",
+    "values.yaml": "image: localhost/e2e-http-echo:1\n",
+    "templates/deployment.yaml": (
+        "apiVersion: apps/v1\n"
+        "kind: Deployment\n"
+        "metadata: {name: {{ .Release.Name }}}\n"
+        "spec:\n"
+        "  selector: {matchLabels: {app: {{ .Release.Name }}}}\n"
+        "  template:\n"
+        "    metadata: {labels: {app: {{ .Release.Name }}}}\n"
+        "    spec:\n"
+        "      containers:\n"
+        "        - name: echo\n"
+        "          image: {{ .Values.image }}\n"
+        "          imagePullPolicy: Never\n"
+        "          readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}\n"
+    ),
+}
+
+
+def test_helm_installs_and_uninstalls_a_chart_of_a_local_image(
+    node_cluster: Cluster, node_namespace: str, echo_image: str, tmp_path: Path
+) -> None:
+    for name, text in CHART.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    ns = node_namespace
+    node_cluster.helm("install", "echo", str(tmp_path), "-n", ns, "--wait", "--timeout", "90s")
+    deployment = node_cluster.get("deployment", "echo", "-n", ns)
+    assert deployment["status"]["readyReplicas"] == 1
+    releases = node_cluster.helm("list", "-n", ns, "-o", "json").stdout
+    assert '"status":"deployed"' in releases
+    node_cluster.helm("uninstall", "echo", "-n", ns, "--wait")
+    assert node_cluster.get("deployments", "-n", ns)["items"] == []
