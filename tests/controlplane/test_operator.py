@@ -282,3 +282,87 @@ def test_restarted_operator_makes_no_writes_and_no_duplicates(
     assert writes == [], json.dumps(writes[:3], indent=1)
     deployments = controlplane.get("deployments", "-n", ns)["items"]
     assert sorted(d["metadata"]["name"] for d in deployments) == sorted(f"fn-{n}" for n in names)
+
+
+def test_a_child_refused_by_cluster_policy_reads_apply_rejected_until_allowed(
+    controlplane: Cluster, cp_namespace: str, operator: OperatorProcess
+) -> None:
+    ns = cp_namespace
+    policy = f"deny-deployments-{ns}"[:63]
+    controlplane.apply(
+        [
+            {
+                "apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": "ValidatingAdmissionPolicy",
+                "metadata": {"name": policy},
+                "spec": {
+                    "failurePolicy": "Fail",
+                    "matchConstraints": {
+                        "resourceRules": [
+                            {
+                                "apiGroups": ["apps"],
+                                "apiVersions": ["v1"],
+                                "operations": ["CREATE", "UPDATE"],
+                                "resources": ["deployments"],
+                            }
+                        ]
+                    },
+                    "validations": [
+                        {"expression": "false", "message": "deployments are frozen here"}
+                    ],
+                },
+            },
+            {
+                "apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": "ValidatingAdmissionPolicyBinding",
+                "metadata": {"name": policy},
+                "spec": {
+                    "policyName": policy,
+                    "validationActions": ["Deny"],
+                    "matchResources": {
+                        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}
+                    },
+                },
+            },
+        ]
+    )
+    try:
+        # Policies take effect once the API server has loaded them: probe with a dry run.
+        wait_for(
+            lambda: (
+                controlplane.kubectl(
+                    "create",
+                    "deployment",
+                    "probe",
+                    "--image=x",
+                    "-n",
+                    ns,
+                    "--dry-run=server",
+                    check=False,
+                ).returncode
+                != 0
+            ),
+            20,
+            what="the admission policy to take effect",
+        )
+        start = audit_length(controlplane.audit_log) if controlplane.audit_log else 0
+        controlplane.apply([function("frozen")], "-n", ns)
+        fn = wait_ready(controlplane, ns, "frozen", status="False")
+        ready = condition(fn, "Ready")
+        assert ready is not None
+        assert ready["reason"] == "ApplyRejected"
+        assert "deployments are frozen here" in ready["message"]
+        if controlplane.audit_log:
+            # Re-checked with backoff (first after 5 s), not in a storm.
+            status_writes = [
+                w
+                for w in audit_writes(controlplane.audit_log, OPERATOR_USER, since_line=start)
+                if w["objectRef"].get("namespace") == ns
+                and w["objectRef"]["resource"] == "functions"
+            ]
+            assert len(status_writes) == 1
+    finally:
+        controlplane.kubectl("delete", "validatingadmissionpolicybinding", policy, check=False)
+        controlplane.kubectl("delete", "validatingadmissionpolicy", policy, check=False)
+    wait_ready(controlplane, ns, "frozen", timeout=40)
+    assert controlplane.get("deployment", "fn-frozen", "-n", ns)["spec"]["replicas"] == 0

@@ -38,7 +38,7 @@ WORKERS = 16
 BACKOFF_FIRST_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 300.0
 # Problems that can go away without any event the operator watches.
-EXTERNAL_PROBLEMS = frozenset({"CodeNotFound", "NameConflict"})
+EXTERNAL_PROBLEMS = frozenset({"CodeNotFound", "NameConflict", "ApplyRejected"})
 EXTERNAL_FIRST_SECONDS = 5.0
 # How long the operator trusts its own record of an apply over a kopf index that has not yet
 # seen the resulting watch event.
