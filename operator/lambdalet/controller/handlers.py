@@ -83,6 +83,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.client_timeout = 330
     # List in pages: a restart over thousands of children never holds one huge list in memory.
     settings.watching.chunk_size = 200
+    # kopf keeps a worker per object until it has been idle this long; the handlers only queue
+    # work, so a short wait keeps a restart's thousands of workers from piling up in memory.
+    settings.queueing.idle_timeout = 0.5
     logging.getLogger("httpx").setLevel(logging.WARNING)
     state: OperatorState = memo.state
     memo.tasks = [
