@@ -22,6 +22,7 @@ lint: setup
 
 crds: setup
 	$(PY)/lambdalet crds
+	$(PY)/lambdalet crds --output charts/lambdalet/crds
 
 cluster-up: setup
 	e2e/cluster/build.sh >/dev/null

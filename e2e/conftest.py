@@ -22,8 +22,9 @@ def operator_on_node(
     process = OperatorProcess(
         node_cluster.operator_kubeconfig or node_cluster.kubeconfig,
         tmp_path_factory.mktemp("operator") / "operator.log",
-        # Images on the test node are imported, never pulled.
-        env={"LAMBDALET_IMAGE_PULL_POLICY": "Never"},
+        # Images on the test node are imported, never pulled; namespaces named helm-* belong
+        # to the operators that tests install with the chart.
+        env={"LAMBDALET_IMAGE_PULL_POLICY": "Never", "LAMBDALET_NAMESPACES": "!helm-*"},
     )
     process.start()
     try:

@@ -18,6 +18,9 @@ if has lifecycle || has e2e; then
     step "cluster binaries and base images (cached in ${LAMBDALET_CACHE:-$HOME/.cache/lambdalet})"
     e2e/cluster/build.sh >/dev/null
     e2e/images/build.sh base
+    # Built here, with network access; the e2e tier (inside the node's namespace) imports them.
+    runtime-images/build.sh
+    operator/image/build.sh
 fi
 
 if has static; then
@@ -28,7 +31,10 @@ if has static; then
     $PY/mypy
     $PY/mypy --strict runtime-images/python runtime-images/bench_warm.py
     $PY/lambdalet crds --check
-    shellcheck -x e2e/cluster/*.sh e2e/images/build.sh e2e/run-tests.sh e2e/demo.sh runtime-images/build.sh .ci/run
+    $PY/lambdalet crds --check --output charts/lambdalet/crds
+    "$(e2e/cluster/build.sh helm)/helm" lint --strict charts/lambdalet
+    shellcheck -x e2e/cluster/*.sh e2e/images/build.sh e2e/run-tests.sh e2e/demo.sh \
+        runtime-images/build.sh operator/image/build.sh .ci/run
     (
         cd runtime-images/agent
         unformatted="$(gofmt -l .)"

@@ -8,7 +8,9 @@ Every knob is an environment variable of the operator's Deployment (the Helm cha
     LAMBDALET_IMAGE_PULL_POLICY      for runtime images (default IfNotPresent)
     LAMBDALET_ACTIVATOR_URL          base URL of the activator Service, for status.url
                                      (default http://lambdalet-activator.lambdalet-system.svc)
-    LAMBDALET_NAMESPACES             comma-separated namespaces to watch (default: all)
+    LAMBDALET_NAMESPACES             namespaces to watch, space-separated (default: all); each
+                                     entry is a kopf namespace pattern: globs, and comma-joined
+                                     exclusions such as "team-*,!team-test" or "!kube-*"
     LAMBDALET_RESYNC_SECONDS         how often every Function is re-checked (default 300)
 """
 
@@ -49,9 +51,7 @@ class Settings:
             raise SettingsError(
                 f"LAMBDALET_RESYNC_SECONDS must be a positive, finite number, not {resync}"
             )
-        namespaces = tuple(
-            n.strip() for n in env.get("LAMBDALET_NAMESPACES", "").split(",") if n.strip()
-        )
+        namespaces = tuple(env.get("LAMBDALET_NAMESPACES", "").split())
         return cls(
             runtime_image_prefix=env.get(
                 "LAMBDALET_RUNTIME_IMAGE_PREFIX", defaults.runtime_image_prefix

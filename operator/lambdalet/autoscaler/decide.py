@@ -16,13 +16,19 @@ The rules, in the order ``decide`` applies them (Knative's KPA, plus KEDA-style 
    ``ceil(queue_depth / queue_target)``. The base desire is the larger of stable and queue.
    E.g. target 1.0 x 0.7: 7 in flight -> 10 pods; queue of 23 at 5 per pod -> 5 pods.
 2. Panic. Enter (or extend) when ``desired_panic / max(ready_pods, 1) >= panic_threshold``; a
-   cold start (traffic, no ready pod) counts as one pod, so 2 requests held at 0.7 per pod
-   (desire 3) panic. In panic the count only grows: the highest of the current count, both
-   desires and the panic peak. Leave once a whole stable window has passed without crossing.
+   cold start (traffic, no ready pod) counts as one pod, so at 0.7 per pod even one held
+   request (desire ceil(1 / 0.7) = 2) panics. In panic the count only grows: the highest of the
+   current count, both desires and the panic peak. Leave once a whole stable window has passed
+   without crossing.
    E.g. 5 ready pods, the 6 s average jumps to 8.4 in flight: ceil(8.4 / 0.7) = 12 >= 2 x 5.
-3. Hold (flapping protection). Out of panic, scale down only to the highest base desire seen
-   over the last stable window, and not at all in the first stable window after
-   ``State.initial()`` (no history yet). A dip shorter than the window never scales down.
+3. Hold (flapping protection). Out of panic, scale down only to the highest desire -- stable,
+   panic-window or queue -- seen over the last stable window, and not at all in the first stable
+   window after ``State.initial()`` (no history yet). The panic-window desire is in the peak
+   because the stable average remembers a dip for a whole window after it ends, so "the stable
+   desire stayed low for a window" alone would let any dip scale down one window later; the
+   panic-window desire follows the load within seconds, so its peak says "the load itself has
+   been lower for a whole window". A dip shorter than the stable window minus the panic window
+   never scales down.
    E.g. 10 pods at desire 10 until t=100, desire 6 after: 10 pods until t=159, 6 at t=160.
 4. Scale to zero. Activity is an in-flight sample > 0, a queued message or a poke. After
    ``scale_to_zero_grace`` seconds without activity (``scale_to_zero_after``, at least a panic
@@ -101,7 +107,7 @@ class State:
     panic_since: float | None = None  # when panic mode began; None out of panic
     over_threshold_at: float | None = None  # latest decision that crossed the panic threshold
     panic_max: int = 0  # highest count wanted in this panic
-    peaks: tuple[Peak, ...] = ()  # base desires of the last stable window (windows.push_peak)
+    peaks: tuple[Peak, ...] = ()  # desires of the last stable window (windows.push_peak)
 
     @classmethod
     def initial(cls) -> State:
@@ -140,7 +146,7 @@ def decide(policy: Policy, observations: Observations, state: State, now: float)
         want, reason = desired_queue, Reason.QUEUE
     else:
         want, reason = desired_stable, Reason.STABLE
-    peaks = push_peak(state.peaks, now, want, policy.stable_window)
+    peaks = push_peak(state.peaks, now, max(want, desired_panic), policy.stable_window)
 
     # 2. Panic.
     panic = _panic_update(policy, state, desired_panic, obs.ready_pods, now)
@@ -148,8 +154,8 @@ def decide(policy: Policy, observations: Observations, state: State, now: float)
         want = max(current, desired_panic, want, panic.panic_max)
         panic = replace(panic, panic_max=want)
         reason = Reason.PANIC
-    # 3. Hold: the last stable window's peak (or, with no full window of history, the current
-    # count) is as low as a scale-down may go.
+    # 3. Hold: the last stable window's peak desire (or, with no full window of history yet,
+    # the current count) is as low as a scale-down may go.
     elif want < current:
         if now - observing_since < policy.stable_window:
             floor = current

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 from collections.abc import Mapping
 
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]
 
 import kopf  # noqa: E402
+from kopf._core.engines import peering  # noqa: E402 - kopf exports no public name for it
 
 from lambdalet.controller import handlers  # noqa: E402, F401 - registers the handlers
 from lambdalet.controller.reconciler import OperatorState  # noqa: E402
@@ -29,6 +31,8 @@ async def operate(env: Mapping[str, str], *, liveness: str | None = None) -> Non
     memo = kopf.Memo(state=OperatorState(settings=settings, client=client))
     await kopf.operator(
         memo=memo,
+        # kopf would name itself after the login user, which a pod's bare uid does not have.
+        identity=peering.Identity(f"{socket.gethostname()}/{os.getpid()}"),
         standalone=True,
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,

@@ -1,0 +1,84 @@
+"""Installing Lambdalet with its Helm chart: the operator runs in the cluster under its own
+least-privilege ServiceAccount and restricted Pod Security, serves Functions, and uninstalls
+cleanly."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from e2e.harness.cluster import REPO, Cluster
+from e2e.harness.wait import wait_for
+
+pytestmark = pytest.mark.e2e
+
+CHART = REPO / "charts" / "lambdalet"
+
+
+@pytest.fixture
+def helm_namespaces(node_cluster: Cluster) -> Iterator[tuple[str, str]]:
+    """A namespace for the release and one for Functions, both restricted, both helm-*: the
+    session's own operator process leaves helm-* namespaces alone."""
+    suffix = uuid.uuid4().hex[:5]
+    names = (f"helm-system-{suffix}", f"helm-apps-{suffix}")
+    for name in names:
+        node_cluster.kubectl("create", "namespace", name)
+        node_cluster.kubectl(
+            "label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted"
+        )
+    try:
+        yield names
+    finally:
+        for name in names:
+            node_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def test_chart_installs_an_operator_that_serves_functions(
+    node_cluster: Cluster, helm_namespaces: tuple[str, str]
+) -> None:
+    for build in (REPO / "operator" / "image" / "build.sh", REPO / "runtime-images" / "build.sh"):
+        subprocess.run([str(build)], check=True, capture_output=True, timeout=600)
+    system, apps = helm_namespaces
+    release = f"lambdalet-{system[-5:]}"
+    node_cluster.helm(
+        "install", release, str(CHART), "-n", system, "--wait", "--timeout", "120s",
+        "--set", "operator.image.pullPolicy=Never",
+        "--set", "runtime.pullPolicy=Never",
+        "--set", f"operator.watchNamespaces={{{apps}}}",
+    )  # fmt: skip
+    try:
+        deployment = node_cluster.get("deployment", f"{release}-operator", "-n", system)
+        assert deployment["status"]["readyReplicas"] == 1
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["serviceAccountName"] == f"{release}-operator"
+
+        node_cluster.kubectl(
+            "apply", "-n", apps, "-f", str(REPO / "examples" / "hello-python" / "function.yaml")
+        )
+        node_cluster.kubectl(
+            "wait", "-n", apps, "fn/hello-python", "--for=condition=Ready", "--timeout=60s"
+        )
+        fn = node_cluster.get("function", "hello-python", "-n", apps)
+        assert fn["status"]["replicas"] == 0
+        logs = node_cluster.kubectl("logs", "-n", system, f"deployment/{release}-operator").stdout
+        assert f"applied Deployment {apps}/fn-hello-python" in logs
+        # Least privilege: the operator's account may not read Secrets.
+        can = node_cluster.kubectl(
+            "auth", "can-i", "get", "secrets", "-A",
+            f"--as=system:serviceaccount:{system}:{release}-operator", check=False,
+        )  # fmt: skip
+        assert can.stdout.strip() == "no"
+    finally:
+        node_cluster.helm("uninstall", release, "-n", system, "--wait")
+
+    wait_for(
+        lambda: node_cluster.get("deployments,serviceaccounts", "-n", system, "-l",
+                                 f"app.kubernetes.io/instance={release}")["items"] == [],
+        60,
+        what="the release's objects to be gone",
+    )  # fmt: skip
+    roles = node_cluster.kubectl("get", "clusterrole", f"{release}-operator", check=False)
+    assert roles.returncode != 0
