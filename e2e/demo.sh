@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make demo`: a real single-node Kubernetes built from source, Lambdalet's CRDs and operator on
-# it, the example function deployed on the Python runtime and invoked. Leaves the cluster up;
+# `make demo`: a real single-node Kubernetes built from source, Lambdalet installed on it with
+# its Helm chart, the example function deployed on the Python runtime and invoked. Leaves the
+# cluster up;
 # `make cluster-down` ends it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,16 +13,14 @@ e2e/cluster/build.sh >/dev/null
 e2e/images/build.sh base
 echo "==> single-node cluster" >&2
 "$cluster" up
-echo "==> runtime image" >&2
+echo "==> Lambdalet's images: the operator and the Python runtime" >&2
+operator/image/build.sh
 runtime-images/build.sh
 
-echo "==> Lambdalet: CRDs and operator" >&2
-in_node kubectl apply --server-side -f crds/
-in_node kubectl wait --for=condition=Established crd/functions.lambdalet.dev --timeout=30s
-# shellcheck disable=SC1090
-operator_kubeconfig="$(. <("$cluster" env) && echo "$LAMBDALET_OPERATOR_KUBECONFIG")"
-"$cluster" run lambdalet-operator -- env KUBECONFIG="$operator_kubeconfig" \
-    LAMBDALET_IMAGE_PULL_POLICY=Never "$PWD/.venv/bin/lambdalet" operator
+echo "==> Lambdalet, installed with its Helm chart" >&2
+in_node helm upgrade --install lambdalet charts/lambdalet -n lambdalet-system --create-namespace \
+    --wait --timeout 120s --set operator.image.pullPolicy=Never --set runtime.pullPolicy=Never
+in_node kubectl get pods -n lambdalet-system
 
 echo "==> the example function" >&2
 in_node kubectl create namespace demo --dry-run=client -o yaml | in_node kubectl apply -f -

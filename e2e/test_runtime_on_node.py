@@ -1,5 +1,5 @@
-"""The example Lambda handler on the real node: the operator deploys it on the Python runtime
-image (the agent as PID 1), and an invocation sent to the pod runs the unchanged handler.
+"""The example Lambda handlers on the real node: the operator deploys each on its runtime image
+(Python, Node; the agent as PID 1), and an invocation sent to the pod runs the unchanged handler.
 
 The activator is not part of this test: the pod is scaled by hand, as the autoscaler would, and
 invoked at its own address.
@@ -24,40 +24,40 @@ INVOKE = "/2015-03-31/functions/function/invocations"
 
 
 @pytest.fixture(scope="module")
-def python_runtime_image(node_cluster: Cluster) -> None:
+def runtime_images(node_cluster: Cluster) -> None:
     subprocess.run(
         [str(REPO / "runtime-images" / "build.sh")], check=True, capture_output=True, timeout=600
     )
 
 
-def test_example_handler_runs_unchanged_on_the_python_runtime(
+@pytest.mark.parametrize("example", ["hello-python", "hello-node"])
+def test_example_handler_runs_unchanged_on_its_runtime(
     node_cluster: Cluster,
     node_namespace: str,
     operator_on_node: OperatorProcess,
-    python_runtime_image: None,
+    runtime_images: None,
+    example: str,
 ) -> None:
     ns = node_namespace
     node_cluster.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
     node_cluster.kubectl(
-        "apply", "-n", ns, "-f", str(REPO / "examples" / "hello-python" / "function.yaml")
+        "apply", "-n", ns, "-f", str(REPO / "examples" / example / "function.yaml")
     )
     node_cluster.kubectl(
-        "wait", "-n", ns, "fn/hello-python", "--for=condition=Ready", "--timeout=60s"
+        "wait", "-n", ns, f"fn/{example}", "--for=condition=Ready", "--timeout=60s"
     )
     node_cluster.kubectl(
-        "patch", "deployment", "fn-hello-python", "-n", ns, "--subresource=scale",
+        "patch", "deployment", f"fn-{example}", "-n", ns, "--subresource=scale",
         "--type=merge", "-p", '{"spec":{"replicas":1}}', "--field-manager=lambdalet-autoscaler",
     )  # fmt: skip
 
     def serving() -> dict[str, Any] | None:
-        fn = node_cluster.get("function", "hello-python", "-n", ns)
+        fn = node_cluster.get("function", example, "-n", ns)
         active = [c for c in fn["status"]["conditions"] if c["type"] == "Active"]
         return fn if active and active[0]["status"] == "True" else None
 
-    wait_for(serving, 90, what="an instance of hello-python ready")
-    pod = node_cluster.get("pods", "-n", ns, "-l", "lambdalet.dev/function=hello-python")["items"][
-        0
-    ]
+    wait_for(serving, 90, what=f"an instance of {example} ready")
+    pod = node_cluster.get("pods", "-n", ns, "-l", f"lambdalet.dev/function={example}")["items"][0]
     url = f"http://{pod['status']['podIP']}:8080{INVOKE}"
     event = {"rawPath": "/", "queryStringParameters": {"name": "lambdalet"}}
 
