@@ -1,5 +1,5 @@
-"""The example Lambda handlers on the real node: the operator deploys each on its runtime image
-(Python, Node; the agent as PID 1), and an invocation sent to the pod runs the unchanged handler.
+"""The examples on the real node: the operator deploys each on its runtime image (Python, Node,
+`provided`; the agent as PID 1), and an invocation sent to the pod runs the unchanged code.
 
 The activator is not part of this test: the pod is scaled by hand, as the autoscaler would, and
 invoked at its own address.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -30,13 +31,37 @@ def runtime_images(node_cluster: Cluster) -> None:
     )
 
 
-@pytest.mark.parametrize("example", ["hello-python", "hello-node"])
-def test_example_handler_runs_unchanged_on_its_runtime(
+HELLO_EVENT = {"rawPath": "/", "queryStringParameters": {"name": "lambdalet"}}
+
+
+def hello_answer(result: Any) -> None:
+    # An API Gateway-style result, from the unchanged hello handlers of examples/.
+    assert result["statusCode"] == 200
+    assert result["headers"] == {"Content-Type": "application/json"}
+    assert json.loads(result["body"]) == {"message": "hello, lambdalet", "requestId": "req-e2e-1"}
+
+
+def reversed_answer(result: Any) -> None:
+    assert result == {"reversed": "zero to scale"}
+
+
+@pytest.mark.parametrize(
+    ("example", "event", "check"),
+    [
+        ("hello-python", HELLO_EVENT, hello_answer),
+        ("hello-node", HELLO_EVENT, hello_answer),
+        # runtime: provided, the function's own bootstrap speaking the Runtime API
+        ("custom-runtime", {"text": "scale to zero"}, reversed_answer),
+    ],
+)
+def test_example_runs_unchanged_on_its_runtime(
     node_cluster: Cluster,
     node_namespace: str,
     operator_on_node: OperatorProcess,
     runtime_images: None,
     example: str,
+    event: dict[str, Any],
+    check: Callable[[Any], None],
 ) -> None:
     ns = node_namespace
     node_cluster.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
@@ -59,17 +84,12 @@ def test_example_handler_runs_unchanged_on_its_runtime(
     wait_for(serving, 90, what=f"an instance of {example} ready")
     pod = node_cluster.get("pods", "-n", ns, "-l", f"lambdalet.dev/function={example}")["items"][0]
     url = f"http://{pod['status']['podIP']}:8080{INVOKE}"
-    event = {"rawPath": "/", "queryStringParameters": {"name": "lambdalet"}}
 
     reply = httpx.post(url, json=event, headers={"Lambdalet-Request-Id": "req-e2e-1"}, timeout=10)
 
     assert reply.status_code == 200
-    assert "X-Amz-Function-Error" not in reply.headers
-    result = reply.json()
-    assert result["statusCode"] == 200
-    assert result["headers"] == {"Content-Type": "application/json"}
-    assert json.loads(result["body"]) == {"message": "hello, lambdalet", "requestId": "req-e2e-1"}
-
+    assert "X-Amz-Function-Error" not in reply.headers, reply.text
+    check(reply.json())
     logs = node_cluster.kubectl("logs", "-n", ns, pod["metadata"]["name"]).stdout
     assert "START RequestId: req-e2e-1" in logs
     assert "END RequestId: req-e2e-1" in logs

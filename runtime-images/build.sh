@@ -29,3 +29,6 @@ cmp -s "$node" "$here/nodejs/node" || install -m 0755 "$node" "$here/nodejs/node
 
 "$repo/e2e/images/build.sh" file "$here" "$here/nodejs/Containerfile" \
     "localhost/lambdalet-runtime-nodejs20:$tag" RUNTIME=nodejs20 NODE_MAJOR=20
+
+"$repo/e2e/images/build.sh" file "$here" "$here/provided/Containerfile" \
+    "localhost/lambdalet-runtime-provided:$tag"

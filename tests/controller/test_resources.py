@@ -355,14 +355,14 @@ def test_cpu_is_proportional_to_memory(memory_mib: int, cpu: str) -> None:
     [
         (
             {"inline": {"app.py": HELLO_PY}},
-            {"name": "code", "configMap": {"name": "fn-hello-code"}},
+            {"name": "code", "configMap": {"name": "fn-hello-code", "defaultMode": 0o555}},
             True,
             "registry.test/lambdalet-runtime-python3.12:9.9.9",
             "Never",
         ),
         (
             {"configMap": {"name": "hello-code"}},
-            {"name": "code", "configMap": {"name": "hello-code"}},
+            {"name": "code", "configMap": {"name": "hello-code", "defaultMode": 0o555}},
             True,
             "registry.test/lambdalet-runtime-python3.12:9.9.9",
             "Never",

@@ -203,7 +203,7 @@ def test_code_from_a_missing_config_map_reads_not_ready_until_it_exists(
     wait_ready(controlplane, ns, "fromcm", timeout=30)
     deployment = controlplane.get("deployment", "fn-fromcm", "-n", ns)
     volumes = deployment["spec"]["template"]["spec"]["volumes"]
-    assert {"name": "code", "configMap": {"name": "my-code", "defaultMode": 420}} in volumes
+    assert {"name": "code", "configMap": {"name": "my-code", "defaultMode": 0o555}} in volumes
 
 
 def test_a_name_taken_by_another_object_is_reported_not_overwritten(

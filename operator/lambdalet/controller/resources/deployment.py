@@ -32,6 +32,7 @@ MIN_CPU_MILLIS = 25
 RUNTIME_UID = 65532
 TMP_SIZE_LIMIT = "512Mi"  # Lambda's default ephemeral storage
 READY_PATH = "/healthz"
+CODE_FILE_MODE = 0o555
 ANNOTATION_CODE_HASH = f"{names.GROUP}/code-hash"
 
 
@@ -193,4 +194,5 @@ def _code_volume(function: Function) -> dict[str, Any] | None:
         return {"name": "code", "emptyDir": {"sizeLimit": TMP_SIZE_LIMIT}}
     else:
         return None  # image: the code is baked into the function's own image
-    return {"name": "code", "configMap": {"name": source}}
+    # Executable, as files from a Lambda zip can be: a `provided` runtime's bootstrap must run.
+    return {"name": "code", "configMap": {"name": source, "defaultMode": CODE_FILE_MODE}}
