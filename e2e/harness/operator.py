@@ -13,10 +13,12 @@ from pathlib import Path
 class OperatorProcess:
     """``lambdalet operator`` in a subprocess; its output goes to ``log_path``."""
 
-    def __init__(self, kubeconfig: Path, log_path: Path, env: Mapping[str, str] = {}) -> None:
+    def __init__(
+        self, kubeconfig: Path, log_path: Path, env: Mapping[str, str] | None = None
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
-        self.env = dict(env)
+        self.env = dict(env or {})
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
