@@ -43,6 +43,7 @@ type Config struct {
 	TaskRoot        string
 	Bootstrap       []string // the runtime command: program and arguments
 	Region          string
+	Code            *CodeSource // where to fetch the code from; nil when it is in place
 }
 
 // FunctionARN is the ARN a runtime sees in Lambda-Runtime-Invoked-Function-Arn.
@@ -95,32 +96,42 @@ func ConfigFromEnv(env map[string]string, exists func(string) bool) (Config, err
 	}
 	c.Timeout = time.Duration(seconds * float64(time.Second))
 
-	command := env["LAMBDALET_BOOTSTRAP"]
-	if command == "" {
-		switch {
-		case strings.HasPrefix(c.Runtime, "python3."):
-			command = pythonBootstrap
-		case strings.HasPrefix(c.Runtime, "nodejs"):
-			command = nodeBootstrap
-		case c.Runtime == "provided":
-			command = runtimeDir + "/bootstrap"
-			if own := strings.TrimRight(c.TaskRoot, "/") + "/bootstrap"; exists(own) {
-				command = own
-			}
-		}
-	}
 	switch c.Runtime {
 	case "python3.11", "python3.12", "nodejs20", "nodejs22", "provided":
 	default:
 		return Config{}, fmt.Errorf("LAMBDALET_RUNTIME %q is not one of python3.11, python3.12, "+
 			"nodejs20, nodejs22, provided", c.Runtime)
 	}
-	// A plain split: the command is set by the platform, never by users, and needs no quoting.
-	c.Bootstrap = strings.Fields(command)
+	c.Bootstrap = BootstrapCommand(env, c.Runtime, c.TaskRoot, exists)
 	if len(c.Bootstrap) == 0 {
 		return Config{}, fmt.Errorf("LAMBDALET_BOOTSTRAP is blank")
 	}
+	if c.Code, err = codeFromEnv(env); err != nil {
+		return Config{}, err
+	}
 	return c, nil
+}
+
+// BootstrapCommand is the runtime command: LAMBDALET_BOOTSTRAP, else the runtime's own, which
+// for `provided` is $LAMBDA_TASK_ROOT/bootstrap if exists finds it there, else
+// /var/runtime/bootstrap. With code from a URL it is asked again once the code is unpacked.
+func BootstrapCommand(env map[string]string, runtime, taskRoot string, exists func(string) bool) []string {
+	command := env["LAMBDALET_BOOTSTRAP"]
+	if command == "" {
+		switch {
+		case strings.HasPrefix(runtime, "python3."):
+			command = pythonBootstrap
+		case strings.HasPrefix(runtime, "nodejs"):
+			command = nodeBootstrap
+		case runtime == "provided":
+			command = runtimeDir + "/bootstrap"
+			if own := strings.TrimRight(taskRoot, "/") + "/bootstrap"; exists(own) {
+				command = own
+			}
+		}
+	}
+	// A plain split: the command is set by the platform, never by users, and needs no quoting.
+	return strings.Fields(command)
 }
 
 func intVar(env map[string]string, name string, def, lo, hi int) (int, error) {

@@ -8,7 +8,8 @@
 //
 // Files: config.go (environment), invokeapi.go (the activator's side), runtimeapi.go (the
 // runtime's side), queue.go (hand-off between them), invocation.go (one invocation and its
-// outcomes), supervisor.go (runtime processes), logs.go (the function's log).
+// outcomes), supervisor.go (runtime processes), logs.go (the function's log), code.go and
+// unzip.go (code fetched from a URL at start).
 package main
 
 import (
@@ -50,10 +51,7 @@ func main() {
 func run() int {
 	log := &logger{w: os.Stdout}
 	env := envMap(os.Environ())
-	cfg, err := ConfigFromEnv(env, func(path string) bool {
-		info, err := os.Stat(path)
-		return err == nil && !info.IsDir()
-	})
+	cfg, err := ConfigFromEnv(env, fileExists)
 	if err != nil {
 		log.agent("configuration: %v", err)
 		return 2
@@ -93,16 +91,23 @@ func run() int {
 
 	stop := make(chan struct{})
 	var supervisors sync.WaitGroup
-	for _, r := range a.runtimes {
-		supervisors.Add(1)
-		go func() {
-			defer supervisors.Done()
-			r.supervise(stop)
-		}()
-	}
 	invokeSrv := &http.Server{Handler: a.invokeAPI(), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- invokeSrv.Serve(invokeLn) }()
+	supervisors.Add(1)
+	go func() {
+		defer supervisors.Done()
+		if !a.prepare(stop, fileExists) {
+			return
+		}
+		for _, r := range a.runtimes {
+			supervisors.Add(1)
+			go func() {
+				defer supervisors.Done()
+				r.supervise(stop)
+			}()
+		}
+	}()
 
 	signals, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
@@ -128,6 +133,35 @@ func run() int {
 		_ = srv.Close()
 	}
 	return 0
+}
+
+func fileExists(path string) bool {
+	info, err := os.Stat(path)
+	return err == nil && !info.IsDir()
+}
+
+// prepare puts the code in place when it comes from elsewhere (code.go), until stop is closed;
+// true once the runtimes can start.
+func (a *agent) prepare(stop <-chan struct{}, exists func(string) bool) bool {
+	if a.cfg.Code == nil {
+		return true
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if !a.loadCode(ctx) {
+		return false
+	}
+	// A `provided` runtime's own bootstrap may have come with the code. No runtime has read
+	// the configuration yet: they start after this.
+	a.cfg.Bootstrap = BootstrapCommand(a.env, a.cfg.Runtime, a.cfg.TaskRoot, exists)
+	return true
 }
 
 // stopRuntimes sends SIGTERM to every runtime, then SIGKILL after the grace period, until every

@@ -33,14 +33,20 @@ const (
 )
 
 func restartDelay(failures int) time.Duration {
-	if failures <= 0 {
+	return backoff(restartBase, restartMax, failures)
+}
+
+// backoff is the pause after n consecutive failures: none for 0, then base, doubling, at most
+// limit. backoff(1s, 5m, 4) = 8s.
+func backoff(base, limit time.Duration, n int) time.Duration {
+	if n <= 0 {
 		return 0
 	}
-	d := restartBase
-	for i := 1; i < failures && d < restartMax; i++ {
+	d := base
+	for i := 1; i < n && d < limit; i++ {
 		d *= 2
 	}
-	return min(d, restartMax)
+	return min(d, limit)
 }
 
 // exitStatus describes how a process ended, as Lambda (and Go's os/exec) spell it:
