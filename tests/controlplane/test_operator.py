@@ -228,7 +228,19 @@ def test_a_name_taken_by_another_object_is_reported_not_overwritten(
             for w in audit_writes(controlplane.audit_log, OPERATOR_USER, since_line=start)
             if w["objectRef"].get("namespace") == ns
         ]
-        assert [(w["verb"], w["objectRef"]["resource"]) for w in writes] == [("patch", "functions")]
+        assert sorted((w["verb"], w["objectRef"]["resource"]) for w in writes) == [
+            ("create", "events"),
+            ("patch", "functions"),
+        ]
+    events = controlplane.get(
+        "events",
+        "-n",
+        ns,
+        "--field-selector",
+        "involvedObject.kind=Function,involvedObject.name=clash",
+    )["items"]
+    assert [(e["type"], e["reason"]) for e in events] == [("Warning", "NameConflict")]
+    assert "fn-clash already exists" in events[0]["message"]
     # Once the name is free, the operator (re-checking with backoff) takes it.
     controlplane.kubectl("delete", "service", "fn-clash", "-n", ns)
     wait_ready(controlplane, ns, "clash", timeout=40)

@@ -35,6 +35,7 @@ PLURALS = {
     "Function": "functions",
     "EventSource": "eventsources",
     "Scale": "scale",
+    "Event": "events",
 }
 
 
@@ -270,6 +271,15 @@ class KubeClient:
             resource_path(api_version, kind, namespace, name),
             what=f"delete {kind} {namespace}/{name}",
             json={"propagationPolicy": "Background"},
+        )
+
+    async def create(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        meta = manifest["metadata"]
+        return await self.request(
+            "POST",
+            resource_path(manifest["apiVersion"], manifest["kind"], meta.get("namespace")),
+            what=f"create {manifest['kind']} in {meta.get('namespace')}",
+            json=manifest,
         )
 
     async def patch_status(
