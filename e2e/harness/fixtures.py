@@ -41,13 +41,7 @@ def controlplane() -> Iterator[Cluster]:
     if named:
         yield Cluster(kubeconfig=Path(named))
         return
-    script = ClusterScript("controlplane")
-    cluster = script.up()
-    try:
-        yield cluster
-    finally:
-        if not os.environ.get("LAMBDALET_KEEP_CLUSTER"):
-            script.down()
+    yield from _brought_up(ClusterScript("controlplane"))
 
 
 @pytest.fixture(scope="session")
@@ -65,10 +59,16 @@ def node_cluster() -> Iterator[Cluster]:
     script = ClusterScript("node")
     if named and Path(named).exists() and _reachable(named):
         try:
-            yield script.current()
-        except RuntimeError:
-            yield Cluster(kubeconfig=Path(named))
+            running = script.current()
+        except RuntimeError:  # a cluster cluster.sh did not start
+            running = Cluster(kubeconfig=Path(named))
+        yield running
         return
+    yield from _brought_up(script)
+
+
+def _brought_up(script: ClusterScript) -> Iterator[Cluster]:
+    """Bring a bed up for the session and down afterwards (unless LAMBDALET_KEEP_CLUSTER)."""
     cluster = script.up()
     try:
         yield cluster

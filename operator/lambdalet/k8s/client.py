@@ -34,7 +34,6 @@ PLURALS = {
     "Deployment": "deployments",
     "Function": "functions",
     "EventSource": "eventsources",
-    "Scale": "scale",
     "Event": "events",
 }
 
@@ -215,23 +214,15 @@ class KubeClient:
             raise KubeError(f"{what}: unexpected response {body!r:.200}")
         return body
 
-    async def apply(
-        self, manifest: Mapping[str, Any], *, field_manager: str, subresource: str | None = None
-    ) -> dict[str, Any]:
+    async def apply(self, manifest: Mapping[str, Any], *, field_manager: str) -> dict[str, Any]:
         """Server-side apply ``manifest`` as ``field_manager``, taking over conflicting fields."""
         meta = manifest["metadata"]
-        path = resource_path(
-            manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"]
-        )
-        if subresource:
-            path += f"/{subresource}"
-        return await self.request(
-            "PATCH",
-            path,
-            what=f"apply {manifest['kind']} {meta.get('namespace')}/{meta['name']}",
-            json=manifest,
-            content_type=APPLY,
-            params={"fieldManager": field_manager, "force": "true"},
+        namespace, name = meta.get("namespace"), meta["name"]
+        return await self._apply(
+            resource_path(manifest["apiVersion"], manifest["kind"], namespace, name),
+            manifest,
+            field_manager,
+            what=f"apply {manifest['kind']} {namespace}/{name}",
         )
 
     async def apply_scale(
@@ -244,11 +235,21 @@ class KubeClient:
             "metadata": {"name": name, "namespace": namespace},
             "spec": {"replicas": replicas},
         }
+        return await self._apply(
+            resource_path("apps/v1", "Deployment", namespace, name) + "/scale",
+            scale,
+            field_manager,
+            what=f"scale Deployment {namespace}/{name}",
+        )
+
+    async def _apply(
+        self, path: str, manifest: Mapping[str, Any], field_manager: str, *, what: str
+    ) -> dict[str, Any]:
         return await self.request(
             "PATCH",
-            resource_path("apps/v1", "Deployment", namespace, name) + "/scale",
-            what=f"scale Deployment {namespace}/{name}",
-            json=scale,
+            path,
+            what=what,
+            json=manifest,
             content_type=APPLY,
             params={"fieldManager": field_manager, "force": "true"},
         )
