@@ -73,6 +73,12 @@ in_ns() {
     if [[ "$PROFILE" == controlplane ]]; then "$@"; else nsenter --net="/run/netns/$NETNS" -- "$@"; fi
 }
 
+# A handle on the root network namespace, taken the first time the script runs there, so the
+# guard routes land in it even when a later call (a test session bringing the node up) runs
+# inside the node's namespace.
+ROOT_NETNS="$STATE.root-netns"
+in_root() { nsenter --net="$ROOT_NETNS" -- "$@"; }
+
 # start NAME CMD...: start a long-running component in the background, remembering its pid.
 start() {
     local name="$1"; shift
@@ -116,6 +122,13 @@ netns_up() {
         log "network namespace $NETNS"
         ip netns add "$NETNS"
     fi
+    if ! mountpoint -q "$ROOT_NETNS"; then
+        [[ "$(stat -L -c %i /proc/self/ns/net)" != "$(stat -L -c %i "/run/netns/$NETNS")" ]] ||
+            die "first run of $0 must be from the root network namespace"
+        mkdir -p "$(dirname "$ROOT_NETNS")"
+        touch "$ROOT_NETNS"
+        mount --bind /proc/self/ns/net "$ROOT_NETNS"
+    fi
     in_ns ip link set lo up
     if ! in_ns ip link show lmbd0 >/dev/null 2>&1; then
         # No `dummy` link type on this kernel: a veth pair whose both ends stay in the namespace
@@ -129,10 +142,11 @@ netns_up() {
     in_ns ip route replace "$SERVICE_CIDR" dev lmbd0 src "$NODE_IP"
     in_ns sysctl -qw net.ipv4.ip_forward=1
     in_ns sysctl -qw net.ipv4.conf.all.route_localnet=1
-    # Guard the outside network: these ranges only exist inside the namespace.
+    # Guard the outside network: these ranges only exist inside the namespace. The routes go into
+    # the root namespace (PID 1's), also when this script itself runs inside the node's.
     local range
     for range in "$NODE_RANGE" "$CLUSTER_CIDR" "$SERVICE_CIDR"; do
-        ip route replace blackhole "$range"
+        in_root ip route replace blackhole "$range"
     done
 }
 
@@ -140,11 +154,13 @@ netns_down() {
     [[ "$PROFILE" == controlplane ]] && return 0
     local range
     for range in "$NODE_RANGE" "$CLUSTER_CIDR" "$SERVICE_CIDR"; do
-        ip route del blackhole "$range" 2>/dev/null || true
+        in_root ip route del blackhole "$range" 2>/dev/null || true
     done
     if [[ -e "/run/netns/$NETNS" ]]; then
         ip netns delete "$NETNS" 2>/dev/null || { umount "/run/netns/$NETNS" 2>/dev/null; rm -f "/run/netns/$NETNS"; }
     fi
+    if mountpoint -q "$ROOT_NETNS"; then umount "$ROOT_NETNS"; fi
+    rm -f "$ROOT_NETNS"
     # `ip netns add` bind-mounts /run/netns onto itself; undo that once no namespace is left.
     if mountpoint -q /run/netns && [[ -z "$(ls -A /run/netns)" ]]; then umount /run/netns || true; fi
 }
