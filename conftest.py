@@ -1,3 +1,3 @@
-"""Root conftest: registers the real-cluster fixtures for tests/ and e2e/."""
+"""Root conftest: registers the shared fixtures for tests/ and e2e/ (real clusters, real agents)."""
 
-pytest_plugins = ["e2e.harness.fixtures"]
+pytest_plugins = ["e2e.harness.fixtures", "tests.runtime.fixtures"]

@@ -1,18 +1,46 @@
-"""Fixtures of the e2e tier shared by its modules: Lambdalet's CRDs and operator on the node."""
+"""Fixtures of the e2e tier shared by its modules: Lambdalet's CRDs, operator and activator on
+the node, as processes in the node's network namespace (the Helm chart's own tests install them
+as pods instead)."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 
+from e2e.harness.activator import ActivatorProcess
 from e2e.harness.cluster import REPO, Cluster
 from e2e.harness.operator import OperatorProcess
+
+# The node's address inside its namespace (e2e/cluster/cluster.sh): pods reach processes of the
+# node's namespace there, e.g. the activator's internal port for announcements.
+NODE_IP = "10.200.0.2"
+
+
+@dataclass(frozen=True)
+class ActivatorPorts:
+    public: int
+    internal: int
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def activator_ports() -> ActivatorPorts:
+    return ActivatorPorts(_free_port(), _free_port())
 
 
 @pytest.fixture(scope="session")
 def operator_on_node(
-    node_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+    node_cluster: Cluster,
+    activator_ports: ActivatorPorts,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     """The operator as a process in the node's namespace, with the CRDs installed."""
     node_cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
@@ -24,7 +52,37 @@ def operator_on_node(
         tmp_path_factory.mktemp("operator") / "operator.log",
         # Images on the test node are imported, never pulled; namespaces named helm-* belong
         # to the operators that tests install with the chart.
-        env={"LAMBDALET_IMAGE_PULL_POLICY": "Never", "LAMBDALET_NAMESPACES": "!helm-*"},
+        env={
+            "LAMBDALET_IMAGE_PULL_POLICY": "Never",
+            "LAMBDALET_NAMESPACES": "!helm-*",
+            "LAMBDALET_ACTIVATOR_URL": f"http://127.0.0.1:{activator_ports.public}",
+            "LAMBDALET_ANNOUNCE_URL": (f"http://{NODE_IP}:{activator_ports.internal}/v1/announce"),
+        },
+    )
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def activator_on_node(
+    node_cluster: Cluster,
+    operator_on_node: OperatorProcess,
+    activator_ports: ActivatorPorts,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ActivatorProcess]:
+    """The activator as a process in the node's namespace, reporting to ``operator_on_node``."""
+    process = ActivatorProcess(
+        node_cluster.kubeconfig,
+        tmp_path_factory.mktemp("activator") / "activator.log",
+        port=activator_ports.public,
+        internal_port=activator_ports.internal,
+        env={
+            "LAMBDALET_AUTOSCALER_URL": operator_on_node.autoscaler_url,
+            "LAMBDALET_ACTIVATOR_HOST": "0.0.0.0",
+        },
     )
     process.start()
     try:

@@ -22,6 +22,11 @@ def test_defaults() -> None:
         activator_url="http://lambdalet-activator.lambdalet-system.svc",
         namespaces=(),
         resync_seconds=300.0,
+        autoscaler_port=8082,
+        autoscaler_host="",
+        autoscaler_tick_seconds=1.0,
+        autoscaler_stable_window_seconds=60.0,
+        autoscaler_panic_window_seconds=6.0,
     )
 
 
@@ -49,6 +54,19 @@ def test_defaults() -> None:
         ("LAMBDALET_NAMESPACES", "", "namespaces", ()),
         ("LAMBDALET_RESYNC_SECONDS", "12.5", "resync_seconds", 12.5),
         ("LAMBDALET_RESYNC_SECONDS", "60", "resync_seconds", 60.0),
+        ("LAMBDALET_AUTOSCALER_PORT", "9090", "autoscaler_port", 9090),
+        ("LAMBDALET_AUTOSCALER_PORT", "0", "autoscaler_port", 0),
+        ("LAMBDALET_AUTOSCALER_HOST", "127.0.0.1", "autoscaler_host", "127.0.0.1"),
+        ("LAMBDALET_AUTOSCALER_TICK_SECONDS", "0.5", "autoscaler_tick_seconds", 0.5),
+        (
+            "LAMBDALET_AUTOSCALER_STABLE_WINDOW_SECONDS",
+            "30",
+            "autoscaler_stable_window_seconds",
+            30.0,
+        ),
+        ("LAMBDALET_AUTOSCALER_STABLE_WINDOW_SECONDS", "6", "autoscaler_stable_window_seconds", 6),
+        ("LAMBDALET_AUTOSCALER_PANIC_WINDOW_SECONDS", "2", "autoscaler_panic_window_seconds", 2),
+        ("LAMBDALET_AUTOSCALER_PANIC_WINDOW_SECONDS", "1", "autoscaler_panic_window_seconds", 1),
     ],
     ids=[
         "image-prefix",
@@ -62,6 +80,14 @@ def test_defaults() -> None:
         "namespaces-empty-is-all",
         "resync-fraction",
         "resync-integer",
+        "autoscaler-port",
+        "autoscaler-port-zero-serves-nothing",
+        "autoscaler-host",
+        "autoscaler-tick",
+        "stable-window",
+        "stable-window-as-short-as-panic",
+        "panic-window",
+        "panic-window-shortest",
     ],
 )
 def test_override(variable: str, value: str, field: str, expected: Any) -> None:
@@ -84,11 +110,24 @@ def test_override(variable: str, value: str, field: str, expected: Any) -> None:
         # asyncio.sleep(nan) never returns and sleep(inf) is forever: both would stop resyncs.
         ("LAMBDALET_RESYNC_SECONDS", "nan"),
         ("LAMBDALET_RESYNC_SECONDS", "inf"),
+        ("LAMBDALET_AUTOSCALER_PORT", "http"),
+        ("LAMBDALET_AUTOSCALER_PORT", "-1"),
+        ("LAMBDALET_AUTOSCALER_PORT", "65536"),
+        ("LAMBDALET_AUTOSCALER_PORT", "80.5"),
+        ("LAMBDALET_AUTOSCALER_TICK_SECONDS", "0"),
+        ("LAMBDALET_AUTOSCALER_TICK_SECONDS", "nan"),
+        ("LAMBDALET_AUTOSCALER_STABLE_WINDOW_SECONDS", "inf"),
+        # The panic window must fit in the stable one (default 60) and be at least a second.
+        ("LAMBDALET_AUTOSCALER_PANIC_WINDOW_SECONDS", "61"),
+        ("LAMBDALET_AUTOSCALER_PANIC_WINDOW_SECONDS", "0.5"),
+        ("LAMBDALET_AUTOSCALER_STABLE_WINDOW_SECONDS", "5"),
     ],
 )
 def test_unusable_value_is_a_settings_error(variable: str, value: str) -> None:
-    with pytest.raises(SettingsError):
+    with pytest.raises(SettingsError) as caught:
         Settings.from_env({variable: value})
+    if variable != "LAMBDALET_IMAGE_PULL_POLICY":  # the enum's own message names the value
+        assert variable in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -19,7 +20,17 @@ class OperatorProcess:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.env = dict(env or {})
+        # The autoscaler's endpoint on a loopback port of its own (kept across restarts), unless
+        # ``env`` names one: operators of concurrent test sessions never clash on the default.
+        self.env.setdefault("LAMBDALET_AUTOSCALER_HOST", "127.0.0.1")
+        self.env.setdefault("LAMBDALET_AUTOSCALER_PORT", str(_free_port()))
         self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def autoscaler_url(self) -> str:
+        """Base URL of the autoscaler's stats/poke endpoint (``/v1/poke``, ``/v1/stats``)."""
+        host = self.env["LAMBDALET_AUTOSCALER_HOST"] or "127.0.0.1"
+        return f"http://{host}:{self.env['LAMBDALET_AUTOSCALER_PORT']}"
 
     def start(self) -> None:
         if self._process is not None:
@@ -69,3 +80,10 @@ class OperatorProcess:
                 return False
             last = max(last, seen)
         return "settled:" in text[last:]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -2,6 +2,7 @@
 
     lambdalet crds [--output DIR] [--check]
     lambdalet operator [--verbose] [--liveness URL]
+    lambdalet activator
 
 A subcommand is a :class:`Command` in :data:`COMMANDS`: how to add its arguments to its parser,
 and what to run. ``main`` returns the exit status, so tests call it directly.
@@ -69,6 +70,16 @@ def _operator(args: argparse.Namespace) -> int:
     return run(verbose=args.verbose, liveness=args.liveness)
 
 
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    del parser
+
+
+def _activator(args: argparse.Namespace) -> int:
+    from lambdalet.activator.main import run
+
+    return run()
+
+
 COMMANDS: Mapping[str, Command] = MappingProxyType(
     {
         "crds": Command(
@@ -80,6 +91,11 @@ COMMANDS: Mapping[str, Command] = MappingProxyType(
             help="run the operator (configuration from LAMBDALET_* environment variables)",
             add_arguments=_operator_arguments,
             run=_operator,
+        ),
+        "activator": Command(
+            help="run the activator (configuration from LAMBDALET_* environment variables)",
+            add_arguments=_no_arguments,
+            run=_activator,
         ),
     }
 )

@@ -8,10 +8,28 @@ Every knob is an environment variable of the operator's Deployment (the Helm cha
     LAMBDALET_IMAGE_PULL_POLICY      for runtime images (default IfNotPresent)
     LAMBDALET_ACTIVATOR_URL          base URL of the activator Service, for status.url
                                      (default http://lambdalet-activator.lambdalet-system.svc)
+    LAMBDALET_ANNOUNCE_URL           where a function pod announces itself once its runtime is
+                                     initialised; the agent sends it to every address the host
+                                     resolves to (default http://lambdalet-activator-peers.
+                                     lambdalet-system.svc:8081/v1/announce, a headless Service)
     LAMBDALET_NAMESPACES             namespaces to watch, space-separated (default: all); each
                                      entry is a kopf namespace pattern: globs, and comma-joined
                                      exclusions such as "team-*,!team-test" or "!kube-*"
     LAMBDALET_RESYNC_SECONDS         how often every Function is re-checked (default 300)
+
+The autoscaler (``lambdalet.autoscaler``), inside the operator process:
+
+    LAMBDALET_AUTOSCALER_PORT        port of the stats/poke endpoint the activators call
+                                     (default 8082; 0 serves no endpoint)
+    LAMBDALET_AUTOSCALER_HOST        address it listens on (default: all interfaces)
+    LAMBDALET_AUTOSCALER_TICK_SECONDS
+                                     how often every Function's count is decided (default 1;
+                                     a cold-start poke decides for its Function at once)
+    LAMBDALET_AUTOSCALER_STABLE_WINDOW_SECONDS
+                                     window of the stable concurrency average (default 60)
+    LAMBDALET_AUTOSCALER_PANIC_WINDOW_SECONDS
+                                     window of the panic average, at least 1 and at most the
+                                     stable window (default 6)
 """
 
 from __future__ import annotations
@@ -34,8 +52,14 @@ class Settings:
     runtime_image_tag: str = __version__
     image_pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT
     activator_url: str = "http://lambdalet-activator.lambdalet-system.svc"
+    announce_url: str = "http://lambdalet-activator-peers.lambdalet-system.svc:8081/v1/announce"
     namespaces: tuple[str, ...] = ()
     resync_seconds: float = 300.0
+    autoscaler_port: int = 8082
+    autoscaler_host: str = ""  # all interfaces
+    autoscaler_tick_seconds: float = 1.0
+    autoscaler_stable_window_seconds: float = 60.0
+    autoscaler_panic_window_seconds: float = 6.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -44,12 +68,27 @@ class Settings:
             pull_policy = PullPolicy(
                 env.get("LAMBDALET_IMAGE_PULL_POLICY", defaults.image_pull_policy)
             )
-            resync = float(env.get("LAMBDALET_RESYNC_SECONDS", defaults.resync_seconds))
+            resync = _seconds(env, "LAMBDALET_RESYNC_SECONDS", defaults.resync_seconds)
+            port = _port(env, "LAMBDALET_AUTOSCALER_PORT", defaults.autoscaler_port)
+            tick = _seconds(
+                env, "LAMBDALET_AUTOSCALER_TICK_SECONDS", defaults.autoscaler_tick_seconds
+            )
+            stable = _seconds(
+                env,
+                "LAMBDALET_AUTOSCALER_STABLE_WINDOW_SECONDS",
+                defaults.autoscaler_stable_window_seconds,
+            )
+            panic = _seconds(
+                env,
+                "LAMBDALET_AUTOSCALER_PANIC_WINDOW_SECONDS",
+                defaults.autoscaler_panic_window_seconds,
+            )
         except ValueError as exc:
             raise SettingsError(str(exc)) from exc
-        if not (0 < resync < math.inf):  # nan and inf would silently stop the resync loop
+        if not 1 <= panic <= stable:
             raise SettingsError(
-                f"LAMBDALET_RESYNC_SECONDS must be a positive, finite number, not {resync}"
+                "LAMBDALET_AUTOSCALER_PANIC_WINDOW_SECONDS must be at least 1 and at most "
+                f"LAMBDALET_AUTOSCALER_STABLE_WINDOW_SECONDS, not {panic} (stable: {stable})"
             )
         namespaces = tuple(env.get("LAMBDALET_NAMESPACES", "").split())
         return cls(
@@ -59,8 +98,14 @@ class Settings:
             runtime_image_tag=env.get("LAMBDALET_RUNTIME_IMAGE_TAG", defaults.runtime_image_tag),
             image_pull_policy=pull_policy,
             activator_url=env.get("LAMBDALET_ACTIVATOR_URL", defaults.activator_url).rstrip("/"),
+            announce_url=env.get("LAMBDALET_ANNOUNCE_URL", defaults.announce_url),
             namespaces=namespaces,
             resync_seconds=resync,
+            autoscaler_port=port,
+            autoscaler_host=env.get("LAMBDALET_AUTOSCALER_HOST", defaults.autoscaler_host),
+            autoscaler_tick_seconds=tick,
+            autoscaler_stable_window_seconds=stable,
+            autoscaler_panic_window_seconds=panic,
         )
 
     def runtime_image(self, runtime: Runtime) -> str:
@@ -69,3 +114,27 @@ class Settings:
 
     def function_url(self, namespace: str, name: str) -> str:
         return f"{self.activator_url}/fn/{namespace}/{name}"
+
+
+def _seconds(env: Mapping[str, str], variable: str, default: float) -> float:
+    """A positive, finite number of seconds: nan and inf would silently stop a loop that sleeps
+    that long, and 0 would make it spin."""
+    raw = env.get(variable)
+    try:
+        value = default if raw is None else float(raw)
+    except ValueError:
+        value = math.nan
+    if not (0 < value < math.inf):
+        raise SettingsError(f"{variable} must be a positive, finite number, not {raw!r}")
+    return value
+
+
+def _port(env: Mapping[str, str], variable: str, default: int) -> int:
+    raw = env.get(variable)
+    try:
+        value = default if raw is None else int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise SettingsError(f"{variable} must be a port number (0 to 65535), not {raw!r}")
+    return value

@@ -43,7 +43,8 @@ type Config struct {
 	TaskRoot        string
 	Bootstrap       []string // the runtime command: program and arguments
 	Region          string
-	Code            *CodeSource // where to fetch the code from; nil when it is in place
+	Code            *CodeSource     // where to fetch the code from; nil when it is in place
+	Announce        *AnnounceConfig // where to announce the pod once ready; nil for nowhere
 }
 
 // FunctionARN is the ARN a runtime sees in Lambda-Runtime-Invoked-Function-Arn.
@@ -107,6 +108,9 @@ func ConfigFromEnv(env map[string]string, exists func(string) bool) (Config, err
 		return Config{}, fmt.Errorf("LAMBDALET_BOOTSTRAP is blank")
 	}
 	if c.Code, err = codeFromEnv(env); err != nil {
+		return Config{}, err
+	}
+	if c.Announce, err = announceFromEnv(env); err != nil {
 		return Config{}, err
 	}
 	return c, nil

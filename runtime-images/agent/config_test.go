@@ -174,3 +174,54 @@ func TestLogStreamName(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+func TestAnnounceConfig(t *testing.T) {
+	base := map[string]string{
+		"LAMBDALET_ANNOUNCE_URL": "http://lambdalet-activator-peers.lambdalet-system.svc:8081/v1/announce",
+		"LAMBDALET_POD_IP":       "10.244.0.7",
+		"LAMBDALET_POD_NAME":     "fn-hello-5d8f7c9b4-x2x7q",
+	}
+	c, err := ConfigFromEnv(base, noFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.Announce
+	if a == nil || a.URL.String() != base["LAMBDALET_ANNOUNCE_URL"] || a.PodIP != "10.244.0.7" ||
+		a.PodName != "fn-hello-5d8f7c9b4-x2x7q" || a.TokenFile != "/var/run/lambdalet/announce/token" {
+		t.Errorf("got %+v", a)
+	}
+
+	c, err = ConfigFromEnv(map[string]string{"LAMBDALET_ANNOUNCE_URL": base["LAMBDALET_ANNOUNCE_URL"],
+		"LAMBDALET_POD_IP": "fd00::7", "LAMBDALET_POD_NAME": "p", "LAMBDALET_ANNOUNCE_TOKEN_FILE": "/t"}, noFile)
+	if err != nil || c.Announce.TokenFile != "/t" || c.Announce.PodIP != "fd00::7" {
+		t.Errorf("got %+v, %v", c.Announce, err)
+	}
+
+	// Without a URL the pod variables are not needed.
+	if c, err := ConfigFromEnv(map[string]string{}, noFile); err != nil || c.Announce != nil {
+		t.Errorf("no URL: %+v, %v", c.Announce, err)
+	}
+
+	cases := []struct {
+		name, value, mention string
+	}{
+		{"LAMBDALET_ANNOUNCE_URL", "ftp://activators/", "LAMBDALET_ANNOUNCE_URL"},
+		{"LAMBDALET_ANNOUNCE_URL", "http:///v1/announce", "LAMBDALET_ANNOUNCE_URL"},
+		{"LAMBDALET_ANNOUNCE_URL", "http://user:pw@activators/", "LAMBDALET_ANNOUNCE_URL"},
+		{"LAMBDALET_ANNOUNCE_URL", "://", "LAMBDALET_ANNOUNCE_URL"},
+		{"LAMBDALET_POD_IP", "", "LAMBDALET_POD_IP"},
+		{"LAMBDALET_POD_IP", "10.244.0", "LAMBDALET_POD_IP"},
+		{"LAMBDALET_POD_NAME", "", "LAMBDALET_POD_NAME"},
+	}
+	for _, tc := range cases {
+		env := map[string]string{}
+		for k, v := range base {
+			env[k] = v
+		}
+		env[tc.name] = tc.value
+		_, err := ConfigFromEnv(env, noFile)
+		if err == nil || !strings.Contains(err.Error(), tc.mention) {
+			t.Errorf("%s=%q: error %v, want one mentioning %q", tc.name, tc.value, err, tc.mention)
+		}
+	}
+}

@@ -9,7 +9,8 @@
 // Files: config.go (environment), invokeapi.go (the activator's side), runtimeapi.go (the
 // runtime's side), queue.go (hand-off between them), invocation.go (one invocation and its
 // outcomes), supervisor.go (runtime processes), logs.go (the function's log), code.go and
-// unzip.go (code fetched from a URL at start).
+// unzip.go (code fetched from a URL at start), announce.go (telling the activators the pod is
+// ready before the kubelet does).
 package main
 
 import (
@@ -37,6 +38,7 @@ type agent struct {
 	slots     chan struct{} // admission: one token per invocation in flight
 	reaper    *reaper
 	runtimes  []*runtimeSlot
+	announcer *announcer // nil without LAMBDALET_ANNOUNCE_URL
 
 	mu          sync.Mutex
 	ready       int        // runtime processes that have initialised and are alive
@@ -65,6 +67,7 @@ func run() int {
 		slots:     make(chan struct{}, cfg.Concurrency),
 		reaper:    newReaper(),
 	}
+	a.announcer = newAnnouncer(cfg, log)
 
 	invokeLn, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))
 	if err != nil {
@@ -122,6 +125,12 @@ func run() int {
 	a.mu.Lock()
 	a.stopping = true
 	a.mu.Unlock()
+	withdrawn := make(chan struct{})
+	go func() {
+		defer close(withdrawn)
+		a.announcer.withdraw(withdrawBudget) // the activators stop routing here at once
+	}()
+	defer func() { <-withdrawn }()
 	ctx, cancelShutdown := context.WithTimeout(context.Background(), cfg.Timeout+5*time.Second)
 	defer cancelShutdown()
 	if err := invokeSrv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -196,12 +205,16 @@ func (a *agent) stopRuntimes(supervisors *sync.WaitGroup) {
 	}
 }
 
-// runtimeReady counts a runtime that asked for its first invocation.
+// runtimeReady counts a runtime that asked for its first invocation. The first makes the pod
+// ready (/healthz turns 200): the agent announces it to the activators (only once).
 func (a *agent) runtimeReady() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.ready++
 	a.lastInitErr = nil
+	if !a.stopping {
+		a.announcer.announce() // in the background: it delays nothing
+	}
 }
 
 // runtimeGone uncounts an initialised runtime that ended.

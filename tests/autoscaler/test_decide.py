@@ -116,6 +116,14 @@ ROWS = [
         0,
         R.SCALE_TO_ZERO,
     ),
+    (
+        "answered-poke-does-not-bring-zero-back",
+        Policy(scale_to_zero_after=0.0),
+        obs(load(0.2, 5, until=NOW - 10), current=0, ready=0, poked_at=NOW - 20),
+        State(observing_since=0.0, last_active_at=NOW - 10, ready_at=NOW - 12),
+        0,
+        R.SCALE_TO_ZERO,
+    ),
     ("poke-in-the-future-ignored", P, obs(poked_at=NOW + 1), State.initial(), 0, R.SCALE_TO_ZERO),
     ("queue-from-zero", P, obs(queue=23), State.initial(), 5, R.QUEUE),
     ("queue-beats-concurrency", P, obs(load(0.7), current=1, queue=40), SETTLED, 8, R.QUEUE),
@@ -358,6 +366,18 @@ def test_poke_scales_from_zero_before_any_sample() -> None:
 
     assert (decision.replicas, decision.reason) == (1, R.POKE)
     assert decision.state.last_active_at == NOW
+
+
+def test_a_cold_start_that_went_back_to_zero_stays_there() -> None:
+    # A poke and five seconds of one request from t=0, then silence (activators report only
+    # while there is load): once at zero, the count stays at zero for the rest of the window,
+    # although the stable average still remembers the load and the poke is within the window.
+    policy = Policy(scale_to_zero_after=0.0)
+    steps = simulate(policy, ramp((5, 1.0, 1.0)), range(120), report_zeros=False)
+
+    first_zero = next(s.at for s in steps if s.at > 5 and s.replicas == 0)
+    assert first_zero <= 5 + 6 + 2  # the grace (a panic window) after the load, rate limits
+    assert all(s.replicas == 0 for s in steps if s.at >= first_zero)
 
 
 def test_queue_alone_scales_from_zero_and_holds_while_messages_wait() -> None:

@@ -307,12 +307,66 @@ def test_user_environment_comes_sorted_after_the_runtimes() -> None:
         "LAMBDALET_NAMESPACE",
         "LAMBDALET_TIMEOUT_SECONDS",
         "LAMBDALET_CONCURRENCY",
+        "LAMBDALET_ANNOUNCE_URL",
+        "LAMBDALET_ANNOUNCE_TOKEN_FILE",
+        "LAMBDALET_POD_IP",
+        "LAMBDALET_POD_NAME",
         "_HANDLER",
         "ALPHA",
         "ZED",
         "_PRIVATE",
     ]
     assert env_values(deployment(fn, SETTINGS))["ZED"] == "z"
+
+
+ANNOUNCE_URL = "http://lambdalet-activator-peers.lambdalet-system.svc:8081/v1/announce"
+
+
+@pytest.mark.parametrize(("code"), [c for _, c in CODE_SOURCES], ids=[i for i, _ in CODE_SOURCES])
+def test_pod_announces_itself_with_a_bound_token(code: dict[str, Any]) -> None:
+    manifest = deployment(make(code=code), SETTINGS)
+    pod_spec, box = pod(manifest), container(manifest)
+    values = env_values(manifest)
+
+    assert values["LAMBDALET_ANNOUNCE_URL"] == ANNOUNCE_URL
+    assert values["LAMBDALET_ANNOUNCE_TOKEN_FILE"] == "/var/run/lambdalet/announce/token"
+    assert values["LAMBDALET_POD_IP"] == {
+        "fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}
+    }
+    assert values["LAMBDALET_POD_NAME"] == {
+        "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}
+    }
+    token = {"audience": "lambdalet-activator", "expirationSeconds": 3600, "path": "token"}
+    assert [v for v in pod_spec["volumes"] if v["name"] == "announce"] == [
+        {"name": "announce", "projected": {"sources": [{"serviceAccountToken": token}]}}
+    ]
+    assert [m for m in box["volumeMounts"] if m["name"] == "announce"] == [
+        {"name": "announce", "mountPath": "/var/run/lambdalet/announce", "readOnly": True}
+    ]
+    # The bound token is the pod's only one: the API server's own stays out.
+    assert pod_spec["automountServiceAccountToken"] is False
+
+
+def test_no_announcement_without_an_announce_url() -> None:
+    manifest = deployment(make(), Settings(announce_url=""))
+
+    assert not {n for n in env_names(manifest) if "ANNOUNCE" in n or "_POD_" in n}
+    assert "announce" not in {v["name"] for v in pod(manifest)["volumes"]}
+    assert "announce" not in {m["name"] for m in container(manifest)["volumeMounts"]}
+
+
+def test_announce_url_comes_from_settings_and_changes_the_hash() -> None:
+    fn = make()
+    other = Settings(
+        runtime_image_prefix=SETTINGS.runtime_image_prefix,
+        runtime_image_tag=SETTINGS.runtime_image_tag,
+        image_pull_policy=SETTINGS.image_pull_policy,
+        announce_url="http://10.96.0.20:8081/v1/announce",
+    )
+    manifest = deployment(fn, other)
+
+    assert env_values(manifest)["LAMBDALET_ANNOUNCE_URL"] == "http://10.96.0.20:8081/v1/announce"
+    assert stamp(manifest) != stamp(deployment(fn, SETTINGS))
 
 
 @pytest.mark.parametrize(

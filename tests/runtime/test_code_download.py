@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.runtime.conftest import StartAgent
+from tests.runtime.fixtures import StartAgent
 from tests.runtime.harness import Agent
 
 HANDLER = "def handler(event, context):\n    return {'from': 'url', 'event': event}\n"

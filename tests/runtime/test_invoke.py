@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.runtime.conftest import StartAgent
+from tests.runtime.fixtures import StartAgent
 
 ECHO = """
 def handler(event, context):

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.runtime.conftest import StartAgent
+from tests.runtime.fixtures import StartAgent
 
 # A handler whose module-level code stamps each init, so a test can tell a fresh one.
 LIFECYCLE = """

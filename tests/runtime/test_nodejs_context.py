@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.runtime.conftest import StartAgent
+from tests.runtime.fixtures import StartAgent
 from tests.runtime.harness import REPO, free_port, running_agent
 
 NODE_BOOTSTRAP = REPO / "runtime-images" / "nodejs" / "bootstrap.js"

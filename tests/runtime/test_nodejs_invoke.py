@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.runtime.conftest import StartAgent
+from tests.runtime.fixtures import StartAgent
 from tests.runtime.test_nodejs_context import node_env
 
 ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"

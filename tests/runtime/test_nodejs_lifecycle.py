@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.runtime.conftest import StartAgent
+from tests.runtime.fixtures import StartAgent
 from tests.runtime.test_nodejs_context import node_env
 
 # A handler whose module-level code stamps each init, so a test can tell a fresh one.

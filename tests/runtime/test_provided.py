@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.runtime.conftest import StartAgent
+from tests.runtime.fixtures import StartAgent
 
 RAW_CLIENT = f"""#!{sys.executable}
 import json

@@ -34,7 +34,8 @@ The rules, in the order ``decide`` applies them (Knative's KPA, plus KEDA-style 
    ``scale_to_zero_grace`` seconds without activity (``scale_to_zero_after``, at least a panic
    window) the want is 0, whatever the windows say, and panic ends. Before that, at least 1
    ("grace"). A poke while no pod is ready holds at least 1 for a stable window ("poke"), even
-   once the grace has run out, so a slow first start is not cut short.
+   once the grace has run out, so a slow first start is not cut short -- until a pod has been
+   ready after it: a poke that was answered must not bring the count back from 0 later.
    E.g. last in-flight sample at t=100, scale_to_zero_after 60: 1 pod at t=159, 0 at t=160.
 5. Rate limits, per decision, from the current count c: up to ``ceil(max(c, 1) x up_rate)``,
    down to ``floor(c / down_rate)``. E.g. down rate 2: 10 -> 5 -> 2 -> 1 -> 0.
@@ -108,6 +109,7 @@ class State:
     over_threshold_at: float | None = None  # latest decision that crossed the panic threshold
     panic_max: int = 0  # highest count wanted in this panic
     peaks: tuple[Peak, ...] = ()  # desires of the last stable window (windows.push_peak)
+    ready_at: float | None = None  # latest decision that saw a ready pod
 
     @classmethod
     def initial(cls) -> State:
@@ -171,6 +173,7 @@ def decide(policy: Policy, observations: Observations, state: State, now: float)
         obs.poked_at is not None
         and obs.ready_pods == 0
         and 0 <= now - obs.poked_at < policy.stable_window
+        and (state.ready_at is None or obs.poked_at > state.ready_at)
     )
     if idle and not poke_pending:
         want, reason = 0, Reason.SCALE_TO_ZERO
@@ -201,6 +204,7 @@ def decide(policy: Policy, observations: Observations, state: State, now: float)
             observing_since=observing_since,
             last_active_at=last_active_at,
             peaks=peaks,
+            ready_at=now if obs.ready_pods > 0 else state.ready_at,
         ),
         reason=reason,
         stable_concurrency=stable_avg,

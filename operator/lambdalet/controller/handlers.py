@@ -5,6 +5,7 @@ put finalizers and annotations on every Function (writes the operator must not m
 records the latest Function and puts its key on the work queue; the workers in
 ``lambdalet.controller.reconciler`` do the rest. kopf guarantees the indexes are filled from the
 initial listing before any handler runs, so a restarted operator sees every existing child.
+The startup handler also starts the autoscaler (``lambdalet.autoscaler.loop``) and its endpoint.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 import kopf
 
 from lambdalet.api.common import GROUP, VERSION
+from lambdalet.autoscaler import api as autoscaler_api
+from lambdalet.autoscaler import loop as autoscaler_loop
 from lambdalet.controller import reconciler
 from lambdalet.controller.children import (
     MANAGED,
@@ -88,9 +91,22 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.queueing.idle_timeout = 0.5
     logging.getLogger("httpx").setLevel(logging.WARNING)
     state: OperatorState = memo.state
+    memo.tasks = []
+    # The operator runs as one instance (kopf standalone), so it always leads the autoscaler.
+    autoscaler = autoscaler_loop.for_operator(state)
+    memo.autoscaler = autoscaler
+    memo.autoscaler_api = None
+    port = state.settings.autoscaler_port
+    if port:
+        host = state.settings.autoscaler_host
+        try:
+            memo.autoscaler_api = await autoscaler_api.serve(autoscaler, host, port)
+        except OSError as exc:  # a port taken is a configuration error: stop, say why
+            raise kopf.PermanentError(f"autoscaler endpoint {host}:{port}: {exc}") from exc
     memo.tasks = [
         *(asyncio.create_task(reconciler.work(state)) for _ in range(reconciler.WORKERS)),
         asyncio.create_task(reconciler.resync(state)),
+        asyncio.create_task(autoscaler.run()),
     ]
 
 
@@ -99,6 +115,9 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     for task in memo.tasks:
         task.cancel()
     await asyncio.gather(*memo.tasks, return_exceptions=True)
+    if memo.autoscaler_api is not None:
+        await memo.autoscaler_api.cleanup()
+    await memo.autoscaler.aclose()
     await memo.state.client.aclose()
 
 

@@ -9,11 +9,12 @@ in with the same ``Connection`` (see ``lambdalet.controller.handlers``).
 from __future__ import annotations
 
 import base64
+import json as jsonlib
 import os
 import ssl
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,12 @@ PLURALS = {
     "Function": "functions",
     "EventSource": "eventsources",
     "Event": "events",
+    "Pod": "pods",
+    "Secret": "secrets",
+    "EndpointSlice": "endpointslices",
+    "TokenReview": "tokenreviews",
 }
+WATCH_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -213,6 +219,57 @@ class KubeClient:
         if not isinstance(body, dict):
             raise KubeError(f"{what}: unexpected response {body!r:.200}")
         return body
+
+    async def list_objects(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        params: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        return await self.request(
+            "GET",
+            resource_path(api_version, kind, namespace),
+            what=f"list {kind}",
+            params=params,
+        )
+
+    async def watch(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        params: Mapping[str, str],
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """The (type, object) events of one watch request, until the server ends it.
+
+        ``params`` must carry the ``resourceVersion`` to start from (see ``lambdalet.k8s.watch``,
+        which relists and resumes). An ``ERROR`` event (e.g. 410 Gone) is yielded as is.
+        """
+        what = f"watch {kind}"
+        query = {"watch": "true", "timeoutSeconds": str(WATCH_SECONDS), **params}
+        timeout = httpx.Timeout(REQUEST_TIMEOUT, read=WATCH_SECONDS + 30, pool=None)
+        path = resource_path(api_version, kind, namespace)
+        try:
+            async with self._http.stream("GET", path, params=query, timeout=timeout) as response:
+                if response.is_error:
+                    await response.aread()
+                    try:
+                        body = response.json()
+                    except ValueError:
+                        body = {"message": response.text[:500]}
+                    raise from_status(response.status_code, body, what)
+                async for line in response.aiter_lines():
+                    if not line:
+                        continue
+                    event = jsonlib.loads(line)
+                    yield event["type"], event["object"]
+        except httpx.TimeoutException as exc:
+            raise TransientKubeError(f"{what}: timed out talking to the API server") from exc
+        except httpx.TransportError as exc:
+            raise TransientKubeError(f"{what}: {exc.__class__.__name__}: {exc}") from exc
 
     async def apply(self, manifest: Mapping[str, Any], *, field_manager: str) -> dict[str, Any]:
         """Server-side apply ``manifest`` as ``field_manager``, taking over conflicting fields."""

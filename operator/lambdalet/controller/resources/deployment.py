@@ -5,6 +5,12 @@ Lambdalet agent, serving invocations on port 8080 and the Lambda Runtime API on 
 pod follows the restricted Pod Security Standard: non-root, no privilege escalation, no
 capabilities, seccomp RuntimeDefault, read-only root filesystem with a writable /tmp.
 
+The pod announces itself to the activators as soon as its runtime is initialised, ahead of the
+kubelet's Ready and the EndpointSlice (runtime-images/agent/README.md, "Announcement"). It proves
+who it is with a projected service-account token for the activators' audience, bound to the pod;
+that is the only token in the pod (``automountServiceAccountToken`` stays false, so the pod holds
+no credential the API server accepts), and ``lambdalet.activator.announce`` verifies it.
+
 ``replicas`` belongs to the autoscaler. The builder sets it only when asked to (on creation, with
 ``minScale``); the hash stamped on the Deployment never covers it.
 """
@@ -34,6 +40,14 @@ TMP_SIZE_LIMIT = "512Mi"  # Lambda's default ephemeral storage
 READY_PATH = "/healthz"
 CODE_FILE_MODE = 0o555
 ANNOTATION_CODE_HASH = f"{names.GROUP}/code-hash"
+# Equal to lambdalet.activator.announce.TOKEN_AUDIENCE (a unit test holds them together) and to
+# the agent's default LAMBDALET_ANNOUNCE_TOKEN_FILE.
+ANNOUNCE_AUDIENCE = "lambdalet-activator"
+ANNOUNCE_MOUNT_PATH = "/var/run/lambdalet/announce"
+ANNOUNCE_TOKEN_PATH = "token"
+# The kubelet renews a projected token once 80 % of its lifetime has passed; the agent reads the
+# file again for every announcement.
+ANNOUNCE_TOKEN_SECONDS = 3600
 
 
 def deployment(function: Function, settings: Settings, replicas: int | None = None) -> Manifest:
@@ -61,7 +75,7 @@ def deployment(function: Function, settings: Settings, replicas: int | None = No
                 "protocol": "TCP",
             }
         ],
-        "env": _env(function),
+        "env": _env(function, settings),
         "resources": _resources(spec.memory_mib),
         "readinessProbe": {
             "httpGet": {"path": READY_PATH, "port": names.FUNCTION_PORT_NAME},
@@ -80,6 +94,11 @@ def deployment(function: Function, settings: Settings, replicas: int | None = No
     volumes: list[dict[str, Any]] = [
         {"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE_LIMIT}},
     ]
+    if settings.announce_url:
+        volumes.append(_announce_volume())
+        container["volumeMounts"].append(
+            {"name": "announce", "mountPath": ANNOUNCE_MOUNT_PATH, "readOnly": True}
+        )
     code_volume = _code_volume(function)
     if code_volume is not None:
         volumes.append(code_volume)
@@ -134,7 +153,7 @@ def deployment(function: Function, settings: Settings, replicas: int | None = No
     return manifest
 
 
-def _env(function: Function) -> list[dict[str, Any]]:
+def _env(function: Function, settings: Settings) -> list[dict[str, Any]]:
     spec = function.spec
     env: list[dict[str, Any]] = [
         {"name": "AWS_LAMBDA_FUNCTION_NAME", "value": function.metadata.name},
@@ -145,6 +164,16 @@ def _env(function: Function) -> list[dict[str, Any]]:
         {"name": "LAMBDALET_TIMEOUT_SECONDS", "value": str(spec.timeout_seconds)},
         {"name": "LAMBDALET_CONCURRENCY", "value": str(spec.concurrency.per_instance)},
     ]
+    if settings.announce_url:
+        env += [
+            {"name": "LAMBDALET_ANNOUNCE_URL", "value": settings.announce_url},
+            {
+                "name": "LAMBDALET_ANNOUNCE_TOKEN_FILE",
+                "value": f"{ANNOUNCE_MOUNT_PATH}/{ANNOUNCE_TOKEN_PATH}",
+            },
+            _field("LAMBDALET_POD_IP", "status.podIP"),
+            _field("LAMBDALET_POD_NAME", "metadata.name"),
+        ]
     if spec.handler is not None:
         env.append({"name": "_HANDLER", "value": spec.handler})
     code = spec.code
@@ -172,6 +201,20 @@ def _env(function: Function) -> list[dict[str, Any]]:
                 env.append({"name": var, "valueFrom": {"secretKeyRef": ref}})
     env += [{"name": k, "value": v} for k, v in sorted(spec.environment.items())]
     return env
+
+
+def _field(name: str, path: str) -> dict[str, Any]:
+    """An environment variable from the downward API."""
+    return {"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}}
+
+
+def _announce_volume() -> dict[str, Any]:
+    token = {
+        "audience": ANNOUNCE_AUDIENCE,
+        "expirationSeconds": ANNOUNCE_TOKEN_SECONDS,
+        "path": ANNOUNCE_TOKEN_PATH,
+    }
+    return {"name": "announce", "projected": {"sources": [{"serviceAccountToken": token}]}}
 
 
 def _resources(memory_mib: int) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Fixtures of the runtime tests: the agent binary (built once) and agents serving handlers."""
+"""Fixtures of the runtime and activator tests: the agent binary (built once) and agents serving
+handlers. Registered for the whole suite in the root conftest.py."""
 
 from __future__ import annotations
 

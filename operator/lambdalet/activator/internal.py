@@ -1,0 +1,99 @@
+"""The activator's internal port: pod announcements, Prometheus metrics, health.
+
+    POST   /v1/announce   a function pod's runtime is ready: verify it (``announce``), then route
+                          to it at once (``Proxy.announce``) -> 204; 400/403/503 with a reason
+    DELETE /v1/announce   the pod is stopping: verified the same way, then no new invocations
+    GET    /metrics       Prometheus exposition (``metrics``)
+    GET    /healthz       the process serves
+    GET    /readyz        the Functions and endpoints have been listed once (until then the
+                          activator would answer 404 for Functions that exist)
+
+Served by the same ``http1`` server as the public port, on a port that only the cluster reaches
+(the Helm chart exposes it through the headless Service the agents announce to).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from lambdalet.activator.announce import (
+    AnnounceError,
+    Announcement,
+    ReviewCache,
+    verify,
+)
+from lambdalet.activator.events import HttpRequest, HttpResponse
+from lambdalet.activator.kube import ClusterView
+from lambdalet.activator.metrics import CONTENT_TYPE, Metrics
+from lambdalet.activator.proxy import Proxy
+from lambdalet.k8s import KubeClient
+
+log = logging.getLogger("lambdalet.activator")
+
+_JSON = (("content-type", "application/json"),)
+
+
+class Internal:
+    def __init__(
+        self,
+        client: KubeClient,
+        proxy: Proxy,
+        metrics: Metrics,
+        view: ClusterView,
+        *,
+        verify_peer_ip: bool = True,
+    ) -> None:
+        self._client = client
+        self._proxy = proxy
+        self._metrics = metrics
+        self._view = view
+        self._verify_peer_ip = verify_peer_ip
+        self._cache = ReviewCache()
+
+    async def handle(self, request: HttpRequest) -> HttpResponse:
+        path, method = request.path, request.method
+        if path == "/v1/announce" and method in ("POST", "DELETE"):
+            return await self._announce(request, leaving=method == "DELETE")
+        if path == "/metrics" and method == "GET":
+            return HttpResponse(200, (("content-type", CONTENT_TYPE),), self._metrics.exposition())
+        if path == "/healthz":
+            return HttpResponse(200, (("content-type", "text/plain"),), b"ok")
+        if path == "/readyz":
+            if self._view.synced.is_set():
+                return HttpResponse(200, (("content-type", "text/plain"),), b"ok")
+            return HttpResponse(503, (("content-type", "text/plain"),), b"listing Functions")
+        return _error(404, "Not Found")
+
+    async def _announce(self, request: HttpRequest, *, leaving: bool) -> HttpResponse:
+        authorization = next(
+            (value for name, value in request.headers if name.lower() == "authorization"), ""
+        )
+        scheme, _, token = authorization.partition(" ")
+        try:
+            announcement = Announcement.from_json(request.body)
+            if scheme.lower() != "bearer":
+                return _error(401, "an announcement needs Authorization: Bearer <token>")
+            pod = await verify(
+                self._client,
+                token.strip(),
+                announcement,
+                request.source_ip,
+                check_peer=self._verify_peer_ip,
+                cache=self._cache,
+            )
+        except AnnounceError as exc:
+            log.warning("announcement from %s refused: %s", request.source_ip, exc.reason)
+            return _error(exc.status, exc.reason)
+        if leaving:
+            self._proxy.withdraw(pod.key, pod.ip)
+            log.info("pod %s of %s/%s is stopping", pod.pod, *pod.key)
+        elif not self._proxy.announce(pod.key, pod.ip, pod.port):
+            return _error(404, f"no Function {pod.key[0]}/{pod.key[1]} here (yet)")
+        else:
+            log.info("pod %s (%s) of %s/%s announced itself ready", pod.pod, pod.ip, *pod.key)
+        return HttpResponse(204, (), b"")
+
+
+def _error(status: int, message: str) -> HttpResponse:
+    return HttpResponse(status, _JSON, json.dumps({"message": message}).encode())

@@ -1,0 +1,211 @@
+"""The activator's view of the cluster: Functions, their ready endpoints, and bearer tokens.
+
+Two informers (``lambdalet.k8s.watch``) feed the proxy: every Function becomes a
+``FunctionConfig`` (``Proxy.set_config`` / ``remove``), and the EndpointSlices of the Functions'
+Services (labelled by the operator, the labels copied onto the slices by Kubernetes) become each
+Function's ready addresses (``Proxy.set_ready``: the union over the Function's slices).
+
+Bearer tokens are read from the named Secret when a request needs one and cached for
+``TOKEN_TTL`` seconds, so a rotated token takes effect within that time and the activator needs
+only ``get`` on Secrets, never ``list``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import ValidationError
+
+from lambdalet import names
+from lambdalet.activator.model import FunctionConfig, FunctionKey
+from lambdalet.activator.proxy import Proxy
+from lambdalet.api.common import GROUP, VERSION
+from lambdalet.api.function import Function
+from lambdalet.k8s import KubeClient, KubeError, NotFound
+from lambdalet.k8s.watch import informer
+
+log = logging.getLogger("lambdalet.activator")
+
+TOKEN_TTL = 10.0
+MAX_TOKENS = 10_000
+SLICE_SELECTOR = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY},{names.LABEL_FUNCTION}"
+
+Object = dict[str, Any]
+
+
+class ClusterView:
+    """Keeps the proxy's Functions and endpoints in step with the API server."""
+
+    def __init__(self, client: KubeClient, proxy: Proxy) -> None:
+        self._client = client
+        self._proxy = proxy
+        self._functions: set[FunctionKey] = set()
+        # (namespace, slice name) -> (Function, ready ip -> port)
+        self._slices: dict[tuple[str, str], tuple[FunctionKey, dict[str, int]]] = {}
+        self.synced = asyncio.Event()
+        self._synced_kinds: set[str] = set()
+
+    async def run(self) -> None:
+        await asyncio.gather(
+            informer(
+                self._client,
+                f"{GROUP}/{VERSION}",
+                "Function",
+                on_sync=self._sync_functions,
+                on_change=self._function_changed,
+            ),
+            informer(
+                self._client,
+                "discovery.k8s.io/v1",
+                "EndpointSlice",
+                label_selector=SLICE_SELECTOR,
+                on_sync=self._sync_slices,
+                on_change=self._slice_changed,
+            ),
+        )
+
+    # -- Functions ------------------------------------------------------------------------------
+
+    def _sync_functions(self, items: list[Object]) -> None:
+        seen = {key for key in (self._set_function(item) for item in items) if key is not None}
+        for gone in self._functions - seen:
+            self._proxy.remove(gone)
+        self._functions = seen
+        self._mark_synced("Function")
+
+    def _function_changed(self, kind: str, obj: Object) -> None:
+        if kind == "DELETED":
+            meta = obj.get("metadata", {})
+            gone = (meta.get("namespace", "default"), meta.get("name", ""))
+            self._functions.discard(gone)
+            self._proxy.remove(gone)
+            return
+        key = self._set_function(obj)
+        if key is not None:
+            self._functions.add(key)
+
+    def _set_function(self, obj: Object) -> FunctionKey | None:
+        try:
+            function = Function.model_validate(obj)
+        except ValidationError as exc:
+            meta = obj.get("metadata", {})
+            log.warning(
+                "ignoring Function %s/%s: %s",
+                meta.get("namespace"),
+                meta.get("name"),
+                exc.errors()[0].get("msg"),
+            )
+            return None
+        config = FunctionConfig.from_api(function)
+        self._proxy.set_config(config)
+        return config.key
+
+    # -- EndpointSlices ---------------------------------------------------------------------------
+
+    def _sync_slices(self, items: list[Object]) -> None:
+        before = {key for key, _ in self._slices.values()}
+        self._slices = {}
+        for item in items:
+            parsed = _ready_endpoints(item)
+            if parsed is not None:
+                self._slices[_slice_id(item)] = parsed
+        for key in before | {key for key, _ in self._slices.values()}:
+            self._proxy.set_ready(key, self._ready(key))
+        self._mark_synced("EndpointSlice")
+
+    def _slice_changed(self, kind: str, obj: Object) -> None:
+        slice_id = _slice_id(obj)
+        previous = self._slices.pop(slice_id, None)
+        keys: set[FunctionKey] = {previous[0]} if previous else set()
+        if kind != "DELETED":
+            parsed = _ready_endpoints(obj)
+            if parsed is not None:
+                self._slices[slice_id] = parsed
+                keys.add(parsed[0])
+        for key in keys:
+            self._proxy.set_ready(key, self._ready(key))
+
+    def _ready(self, key: FunctionKey) -> dict[str, int]:
+        ready: dict[str, int] = {}
+        for owner, addresses in self._slices.values():
+            if owner == key:
+                ready.update(addresses)
+        return ready
+
+    def _mark_synced(self, kind: str) -> None:
+        self._synced_kinds.add(kind)
+        if self._synced_kinds >= {"Function", "EndpointSlice"}:
+            self.synced.set()
+
+
+def _slice_id(obj: Object) -> tuple[str, str]:
+    meta = obj.get("metadata", {})
+    return (meta.get("namespace", ""), meta.get("name", ""))
+
+
+def _ready_endpoints(obj: Object) -> tuple[FunctionKey, dict[str, int]] | None:
+    """(Function, ready ip -> port) of one EndpointSlice; None when it is not a Function's."""
+    meta = obj.get("metadata", {})
+    function = meta.get("labels", {}).get(names.LABEL_FUNCTION)
+    if not function:
+        return None
+    port = next(
+        (
+            p.get("port")
+            for p in obj.get("ports") or ()
+            if p.get("name") == names.FUNCTION_PORT_NAME and p.get("port")
+        ),
+        None,
+    )
+    ready: dict[str, int] = {}
+    if port is not None:
+        for endpoint in obj.get("endpoints") or ():
+            conditions = endpoint.get("conditions") or {}
+            if conditions.get("ready") is False or conditions.get("terminating"):
+                continue
+            for address in _first(endpoint.get("addresses") or ()):
+                ready[address] = int(port)
+    return (meta.get("namespace", "default"), function), ready
+
+
+def _first(addresses: Iterable[str]) -> Iterable[str]:
+    # Every address of an endpoint is the same pod; one is enough.
+    for address in addresses:
+        yield address
+        return
+
+
+class SecretTokens:
+    """Bearer tokens from Secrets, cached briefly (see the module docstring)."""
+
+    def __init__(self, client: KubeClient, *, ttl: float = TOKEN_TTL) -> None:
+        self._client = client
+        self._ttl = ttl
+        self._cache: dict[tuple[str, str, str], tuple[str | None, float]] = {}
+
+    async def token(self, namespace: str, secret: str, key: str) -> str | None:
+        cache_key = (namespace, secret, key)
+        now = time.monotonic()
+        cached = self._cache.get(cache_key)
+        if cached is not None and now - cached[1] < self._ttl:
+            return cached[0]
+        try:
+            body = await self._client.get("v1", "Secret", namespace, secret)
+            raw = body.get("data", {}).get(key)
+            value = base64.b64decode(raw).decode().strip() if raw else None
+        except NotFound:
+            value = None
+        except (KubeError, binascii.Error, UnicodeDecodeError) as exc:
+            log.warning("bearer token %s/%s[%s]: %s", namespace, secret, key, exc)
+            # Keep serving the last good token through an API hiccup; refuse if there is none.
+            return cached[0] if cached else None
+        if len(self._cache) >= MAX_TOKENS:
+            self._cache.clear()
+        self._cache[cache_key] = (value or None, now)
+        return value or None

@@ -1,0 +1,104 @@
+"""Running the activator: ``lambdalet activator`` builds every part from the settings and serves.
+
+Parts, outermost first: ``http1`` servers on the public port (``app.Activator``) and on the
+internal port (``internal``: announcements, metrics, health); ``proxy`` with its ``upstream``
+pool; ``kube.ClusterView`` filling the proxy; ``stats.Reporter`` talking to the autoscaler; and,
+when Redis is configured, ``asyncq`` taking Event invocations and working them off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Mapping
+
+from lambdalet.activator.app import Activator
+from lambdalet.activator.http1 import ServerLimits, serve
+from lambdalet.activator.internal import Internal
+from lambdalet.activator.kube import ClusterView, SecretTokens
+from lambdalet.activator.metrics import Metrics
+from lambdalet.activator.proxy import Proxy, ProxyLimits
+from lambdalet.activator.settings import ActivatorSettings
+from lambdalet.activator.stats import Reporter
+from lambdalet.activator.upstream import Pool
+from lambdalet.k8s import KubeClient, load_connection
+
+log = logging.getLogger("lambdalet.activator")
+
+
+async def activate(env: Mapping[str, str], *, stop: asyncio.Event | None = None) -> None:
+    settings = ActivatorSettings.from_env(env)
+    client = KubeClient(load_connection(env), user_agent="lambdalet-activator")
+    metrics = Metrics()
+    pool = Pool()
+    reporter: Reporter | None = None
+
+    def poke(key: tuple[str, str]) -> None:
+        if reporter is not None:
+            reporter.poke(key)
+
+    proxy = Proxy(
+        pool,
+        poke=poke,
+        metrics=metrics,
+        limits=ProxyLimits(hold_limit=settings.hold_limit, hold_timeout=settings.hold_timeout),
+    )
+    metrics.watch_loads(proxy.loads)
+    reporter = Reporter(settings.autoscaler_url, settings.pod_name, snapshot=proxy.snapshot)
+    view = ClusterView(client, proxy)
+    activator = Activator(
+        proxy,
+        proxy,
+        tokens=SecretTokens(client),
+        async_queue=None,
+        metrics=metrics,
+        domain=settings.domain,
+        default_namespace=settings.default_namespace,
+    )
+    internal = Internal(client, proxy, metrics, view, verify_peer_ip=settings.verify_peer_ip)
+    limits = ServerLimits(max_body_bytes=settings.max_body_bytes)
+    public = await serve(activator.handle, settings.host, settings.port, limits=limits)
+    private = await serve(internal.handle, settings.host, settings.internal_port)
+    tasks = [asyncio.create_task(view.run()), asyncio.create_task(reporter.run())]
+    log.info(
+        "activator serving on :%d (internal :%d), autoscaler %s",
+        settings.port,
+        settings.internal_port,
+        settings.autoscaler_url,
+    )
+    stop = stop or _stop_on_signals()
+    try:
+        await stop.wait()
+    finally:
+        public.close()
+        private.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        proxy.close()
+        await reporter.aclose()
+        await client.aclose()
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+def run() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; plain asyncio still works
+        asyncio.run(activate(os.environ))
+    else:
+        uvloop.run(activate(os.environ))
+    return 0

@@ -1,0 +1,364 @@
+"""The activator's invoker: places each invocation on a ready pod, holding it while none can serve.
+
+Where it sits: ``app`` (HTTP front and invoke API) and ``asyncq`` call ``Proxy.invoke`` with an
+event; ``kube`` and the announcement endpoint keep each Function's config and pods current
+(``set_config``, ``set_ready``, ``announce``, ``withdraw``); ``stats`` reads ``snapshot`` once a
+second for the autoscaler. ``admission`` decides; this module keeps the counts and the waiters.
+
+A held request waits on a future in its Function's bounded FIFO. Whenever a slot frees up (an
+invocation ends, a pod appears) the slot is handed to the oldest waiter directly, already counted
+as in flight, so there is no stampede and no request is overtaken. A waiter that reaches its
+deadline gets 504; a cold start (no pod at all) pokes the autoscaler at once.
+
+Pods come from two sources: the EndpointSlices' ready addresses, and announcements of pods whose
+runtime has just initialised (verified in ``announce``), which arrive about half a second before
+the kubelet reports the pod ready. An announced pod is trusted until the EndpointSlices have
+listed it and then dropped it, or for ``ANNOUNCED_GRACE`` seconds if they never list it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from lambdalet.activator.admission import Verdict, admit, least_loaded
+from lambdalet.activator.metrics import Metrics
+from lambdalet.activator.model import FunctionConfig, FunctionKey, InvokeRejected, InvokeResult
+from lambdalet.activator.upstream import ConnectFailed, ExchangeFailed, Pool
+
+log = logging.getLogger("lambdalet.activator")
+
+ANNOUNCED_GRACE = 30.0
+# Extra time over the function's own timeout for the pod's answer (the agent itself answers a
+# timed-out invocation with Lambda's Sandbox.Timedout error).
+EXCHANGE_MARGIN = 5.0
+# An agent answers 429 when all its slots are busy: another activator filled them. Retry after
+# this long, until the request's deadline.
+BUSY_RETRY_SECONDS = 0.01
+
+
+@dataclass(frozen=True)
+class ProxyLimits:
+    hold_limit: int = 1000  # held requests per Function
+    hold_timeout: float = 60.0  # seconds a request may wait for a pod
+
+
+@dataclass(eq=False)
+class Pod:
+    ip: str
+    port: int
+    capacity: int
+    in_flight: int = 0
+    in_slice: bool = False  # listed ready by the EndpointSlices at least once
+    announced_at: float | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.ip, self.port)
+
+
+@dataclass(eq=False)
+class Target:
+    """One Function as the activator sees it: config, pods, counts and waiters."""
+
+    config: FunctionConfig
+    pods: dict[str, Pod] = field(default_factory=dict)
+    in_flight: int = 0
+    waiters: deque[asyncio.Future[Pod]] = field(default_factory=deque)
+    # Time-weighted in-flight + held since the last snapshot, for the autoscaler.
+    area: float = 0.0
+    changed_at: float = 0.0
+    busy_in_period: bool = False
+    cold_since: float | None = None  # first held request of a cold start
+    poked_at: float | None = None
+
+    @property
+    def load(self) -> int:
+        return self.in_flight + len(self.waiters)
+
+
+class Proxy:
+    def __init__(
+        self,
+        pool: Pool,
+        *,
+        poke: Callable[[FunctionKey], None],
+        metrics: Metrics,
+        limits: ProxyLimits | None = None,
+    ) -> None:
+        self._pool = pool
+        self._metrics = metrics
+        self._poke = poke
+        self._limits = limits or ProxyLimits()
+        self._targets: dict[FunctionKey, Target] = {}
+        # Ready addresses seen before their Function (the watches are independent).
+        self._early_ready: dict[FunctionKey, dict[str, int]] = {}
+        self._loop = asyncio.get_running_loop()
+
+    # -- what kube and the announcement endpoint tell us ----------------------------------------
+
+    def config(self, key: FunctionKey) -> FunctionConfig | None:
+        target = self._targets.get(key)
+        return target.config if target else None
+
+    def set_config(self, config: FunctionConfig) -> None:
+        target = self._targets.get(config.key)
+        if target is None:
+            self._targets[config.key] = Target(config=config, changed_at=self._loop.time())
+            early = self._early_ready.pop(config.key, None)
+            if early:
+                self.set_ready(config.key, early)
+            return
+        target.config = config
+        for pod in target.pods.values():
+            pod.capacity = config.per_instance
+        self._dispatch(target)
+
+    def remove(self, key: FunctionKey) -> None:
+        target = self._targets.pop(key, None)
+        if target is None:
+            return
+        for pod in target.pods.values():
+            self._pool.forget(pod.address)
+        self._metrics.forget(key)
+        self._reject_waiters(target, InvokeRejected(404, "ResourceNotFoundException", "deleted"))
+
+    def set_ready(self, key: FunctionKey, ready: Mapping[str, int]) -> None:
+        """The EndpointSlices' ready addresses (ip -> port) of the Function, all of them."""
+        target = self._targets.get(key)
+        if target is None:
+            if ready:
+                self._early_ready[key] = dict(ready)
+            else:
+                self._early_ready.pop(key, None)
+            return
+        now = self._loop.time()
+        for ip, port in ready.items():
+            pod = target.pods.get(ip)
+            if pod is None:
+                pod = target.pods[ip] = Pod(ip, port, target.config.per_instance)
+            pod.in_slice = True
+        for ip, pod in list(target.pods.items()):
+            if ip in ready:
+                continue
+            announced_recently = (
+                pod.announced_at is not None and now - pod.announced_at < ANNOUNCED_GRACE
+            )
+            if pod.in_slice or not announced_recently:
+                self._drop(target, pod)
+        self._dispatch(target)
+
+    def announce(self, key: FunctionKey, ip: str, port: int) -> bool:
+        """A verified pod whose runtime is ready; False when the Function is unknown."""
+        target = self._targets.get(key)
+        if target is None:
+            return False
+        pod = target.pods.get(ip)
+        if pod is None:
+            pod = target.pods[ip] = Pod(ip, port, target.config.per_instance)
+        pod.announced_at = self._loop.time()
+        self._dispatch(target)
+        return True
+
+    def withdraw(self, key: FunctionKey, ip: str) -> None:
+        """A pod that is stopping: no new invocations."""
+        target = self._targets.get(key)
+        pod = target.pods.get(ip) if target else None
+        if target is not None and pod is not None:
+            self._drop(target, pod)
+
+    # -- invoking -------------------------------------------------------------------------------
+
+    async def invoke(
+        self,
+        key: FunctionKey,
+        payload: bytes,
+        *,
+        request_id: str,
+        headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
+    ) -> InvokeResult:
+        target = self._targets.get(key)
+        if target is None:
+            raise InvokeRejected(
+                404, "ResourceNotFoundException", f"Function not found: {key[0]}/{key[1]}"
+            )
+        if deadline is None:
+            deadline = self._loop.time() + self._limits.hold_timeout
+        sent = [("lambdalet-request-id", request_id), *(headers or {}).items()]
+        timeout = target.config.timeout_seconds + EXCHANGE_MARGIN
+        while True:
+            pod = await self._acquire(target, deadline)
+            try:
+                response = await self._pool.post(pod.address, payload, sent, timeout=timeout)
+            except ConnectFailed as exc:
+                log.info("pod %s of %s/%s unreachable, dropping it: %s", pod.ip, *key, exc)
+                self._drop(target, pod)
+                continue
+            except ExchangeFailed as exc:
+                status = 504 if exc.timed_out else 502
+                raise InvokeRejected(status, "ServiceException", str(exc)) from exc
+            finally:
+                self._release(target, pod)
+            if response.status == 429 and self._loop.time() < deadline:
+                await asyncio.sleep(BUSY_RETRY_SECONDS)
+                continue
+            return InvokeResult(
+                status=response.status,
+                body=response.body,
+                request_id=response.headers.get("lambdalet-request-id", request_id),
+                function_error=response.headers.get("x-amz-function-error"),
+                headers=response.headers,
+            )
+
+    async def _acquire(self, target: Target, deadline: float) -> Pod:
+        config = target.config
+        pod = least_loaded(target.pods.values())
+        verdict = admit(
+            in_flight=target.in_flight,
+            held=len(target.waiters),
+            reserved=config.reserved,
+            hold_limit=self._limits.hold_limit,
+            free_slot=pod is not None,
+        )
+        if verdict is Verdict.PROXY and pod is not None:
+            self._account(target)
+            pod.in_flight += 1
+            target.in_flight += 1
+            return pod
+        if verdict is Verdict.THROTTLED:
+            self._metrics.throttled(config.key)
+            raise InvokeRejected(
+                429,
+                "TooManyRequestsException",
+                f"Rate Exceeded: {config.namespace}/{config.name} is at its reserved "
+                f"concurrency of {config.reserved}",
+            )
+        if verdict is Verdict.OVERFLOW:
+            self._metrics.overflowed(config.key)
+            raise InvokeRejected(
+                503,
+                "ServiceUnavailable",
+                f"{len(target.waiters)} requests are already waiting for "
+                f"{config.namespace}/{config.name} to scale up; try again later",
+            )
+        return await self._hold(target, deadline)
+
+    async def _hold(self, target: Target, deadline: float) -> Pod:
+        now = self._loop.time()
+        self._account(target)
+        waiter: asyncio.Future[Pod] = self._loop.create_future()
+        target.waiters.append(waiter)
+        if not target.pods:
+            if target.cold_since is None:
+                target.cold_since = now
+                self._metrics.cold_start(target.config.key)
+            if target.poked_at is None or now - target.poked_at >= 1.0:
+                target.poked_at = now
+                self._poke(target.config.key)
+        timer = self._loop.call_at(deadline, self._expire, target, waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            # The caller went away. A pod already handed over must be given back.
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self._release(target, waiter.result())
+            raise
+        finally:
+            timer.cancel()
+            if not waiter.done() or waiter.cancelled():
+                self._forget_waiter(target, waiter)
+
+    def _expire(self, target: Target, waiter: asyncio.Future[Pod]) -> None:
+        if waiter.done():
+            return
+        self._forget_waiter(target, waiter)
+        config = target.config
+        reason = "no instance became ready" if not target.pods else "every instance stayed busy"
+        waiter.set_exception(
+            InvokeRejected(
+                504,
+                "ServiceException",
+                f"{config.namespace}/{config.name}: {reason} before the request's deadline",
+            )
+        )
+
+    def _forget_waiter(self, target: Target, waiter: asyncio.Future[Pod]) -> None:
+        if waiter in target.waiters:
+            self._account(target)
+            target.waiters.remove(waiter)
+
+    def _release(self, target: Target, pod: Pod) -> None:
+        self._account(target)
+        pod.in_flight -= 1
+        target.in_flight -= 1
+        self._dispatch(target)
+
+    def _dispatch(self, target: Target) -> None:
+        """Hand free slots to the oldest waiters."""
+        if target.waiters and target.cold_since is not None and target.pods:
+            self._metrics.cold_start_done(target.config.key, self._loop.time() - target.cold_since)
+            target.cold_since = None
+        while target.waiters:
+            pod = least_loaded(target.pods.values())
+            if pod is None:
+                return
+            waiter = target.waiters.popleft()
+            if waiter.done():
+                continue
+            pod.in_flight += 1
+            target.in_flight += 1
+            waiter.set_result(pod)
+        if target.cold_since is not None and not target.waiters:
+            target.cold_since = None
+
+    def _drop(self, target: Target, pod: Pod) -> None:
+        if target.pods.pop(pod.ip, None) is not None:
+            self._pool.forget(pod.address)
+
+    def _reject_waiters(self, target: Target, error: InvokeRejected) -> None:
+        while target.waiters:
+            waiter = target.waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(error)
+
+    # -- what the autoscaler and metrics read ---------------------------------------------------
+
+    def _account(self, target: Target) -> None:
+        """Add the load since the last change to the period's area (call before changing it)."""
+        now = self._loop.time()
+        load = target.load
+        target.area += load * (now - target.changed_at)
+        target.changed_at = now
+        if load:
+            target.busy_in_period = True
+
+    def snapshot(self, period: float) -> list[tuple[FunctionKey, float, int]]:
+        """Per Function with load in the last ``period`` seconds: (key, average load, held now).
+
+        The average is in-flight plus held, weighted by time, over the period. E.g. in a 1 s
+        period, one request held for 0.25 s, then 3 in flight for 0.5 s, then none:
+        (1 x 0.25 + 3 x 0.5) / 1 = 1.75.
+        """
+        out = []
+        for key, target in self._targets.items():
+            self._account(target)
+            if target.busy_in_period or target.load:
+                out.append((key, target.area / period, len(target.waiters)))
+            target.area = 0.0
+            target.busy_in_period = target.load > 0
+        return out
+
+    def loads(self) -> Iterable[tuple[FunctionKey, int, int]]:
+        """(key, in flight, held) for every Function, for the metrics endpoint."""
+        return ((key, t.in_flight, len(t.waiters)) for key, t in self._targets.items())
+
+    def close(self) -> None:
+        for target in self._targets.values():
+            self._reject_waiters(
+                target, InvokeRejected(503, "ServiceUnavailable", "the activator is stopping")
+            )
+        self._pool.close()

@@ -1,0 +1,82 @@
+"""Activator configuration, built once from the environment and passed down (frozen).
+
+LAMBDALET_ACTIVATOR_PORT          requests to functions (default 8080)
+LAMBDALET_ACTIVATOR_INTERNAL_PORT announcements, /metrics, /healthz, /readyz (default 8081)
+LAMBDALET_AUTOSCALER_URL          the operator's autoscaler endpoint
+                                  (default http://lambdalet-autoscaler.lambdalet-system.svc:8082)
+LAMBDALET_ACTIVATOR_DOMAIN        host routes <name>.<namespace>.<domain> (default: none)
+LAMBDALET_DEFAULT_NAMESPACE       of an Invoke API FunctionName without one (default default)
+LAMBDALET_HOLD_LIMIT              requests held per Function while it scales (default 1000)
+LAMBDALET_HOLD_TIMEOUT_SECONDS    longest a request waits for an instance (default 60)
+LAMBDALET_MAX_BODY_BYTES          request body limit (default 6291456, Lambda's 6 MB)
+LAMBDALET_REDIS_URL               Redis for asynchronous invocations (default: none, so
+                                  Event invocations are refused with a reason)
+LAMBDALET_POD_NAME                this activator's name in reports (default: the host name)
+LAMBDALET_VERIFY_PEER_IP          announcements must come from the announced pod IP
+                                  (default true; false behind SNAT)
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the activator cannot use."""
+
+
+@dataclass(frozen=True)
+class ActivatorSettings:
+    port: int = 8080
+    internal_port: int = 8081
+    host: str = "0.0.0.0"
+    autoscaler_url: str = "http://lambdalet-autoscaler.lambdalet-system.svc:8082"
+    domain: str | None = None
+    default_namespace: str = "default"
+    hold_limit: int = 1000
+    hold_timeout: float = 60.0
+    max_body_bytes: int = 6 * 1024 * 1024
+    redis_url: str | None = None
+    pod_name: str = ""
+    verify_peer_ip: bool = True
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ActivatorSettings:
+        d = cls()
+
+        def number(name: str, default: float, low: float, high: float) -> float:
+            raw = env.get(name)
+            if raw is None or raw == "":
+                return default
+            try:
+                value = float(raw)
+            except ValueError as exc:
+                raise SettingsError(f"{name} must be a number, not {raw!r}") from exc
+            if not (low <= value <= high) or math.isnan(value):
+                raise SettingsError(f"{name} must be between {low:g} and {high:g}, not {raw}")
+            return value
+
+        verify = env.get("LAMBDALET_VERIFY_PEER_IP", "true").strip().lower()
+        if verify not in ("true", "false", "1", "0", "yes", "no"):
+            raise SettingsError(f"LAMBDALET_VERIFY_PEER_IP must be true or false, not {verify}")
+        return cls(
+            port=int(number("LAMBDALET_ACTIVATOR_PORT", d.port, 0, 65535)),
+            internal_port=int(
+                number("LAMBDALET_ACTIVATOR_INTERNAL_PORT", d.internal_port, 0, 65535)
+            ),
+            host=env.get("LAMBDALET_ACTIVATOR_HOST", d.host),
+            autoscaler_url=env.get("LAMBDALET_AUTOSCALER_URL", d.autoscaler_url).rstrip("/"),
+            domain=env.get("LAMBDALET_ACTIVATOR_DOMAIN") or None,
+            default_namespace=env.get("LAMBDALET_DEFAULT_NAMESPACE", d.default_namespace),
+            hold_limit=int(number("LAMBDALET_HOLD_LIMIT", d.hold_limit, 0, 1_000_000)),
+            hold_timeout=number("LAMBDALET_HOLD_TIMEOUT_SECONDS", d.hold_timeout, 0.1, 3600),
+            max_body_bytes=int(
+                number("LAMBDALET_MAX_BODY_BYTES", d.max_body_bytes, 1, 64 * 1024 * 1024)
+            ),
+            redis_url=env.get("LAMBDALET_REDIS_URL") or None,
+            pod_name=env.get("LAMBDALET_POD_NAME") or socket.gethostname(),
+            verify_peer_ip=verify in ("true", "1", "yes"),
+        )

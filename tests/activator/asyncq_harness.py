@@ -1,0 +1,173 @@
+"""Shared pieces of the asyncq component tests: a scripted invoker, a running worker, waits.
+
+The invoker stands where the activator's proxy stands (the seam every part invokes through),
+so everything on the Redis side is real. Retry delays are shrunk (0.1 s base); every wait is
+bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import pytest
+import redis.asyncio
+
+from lambdalet.activator.asyncpolicy import RetryPolicy
+from lambdalet.activator.asyncq import AsyncQueue, AsyncQueueOptions
+from lambdalet.activator.model import FunctionConfig, FunctionKey, InvokeRejected, InvokeResult
+
+NS = "team"
+FAST = AsyncQueueOptions(
+    retry=RetryPolicy(retry_base_delay=0.1, throttle_base_delay=0.02, throttle_max_delay=0.1),
+    placement_wait=0.2,
+    claim_margin=0.4,
+    claim_interval=0.1,
+    poll_interval=0.05,
+)
+WAIT = 10.0  # seconds any one condition may take
+ERROR_BODY = b'{"errorMessage": "boom", "errorType": "Exception"}'
+Answer = InvokeResult | Exception
+
+
+def fn(name: str, **kwargs: object) -> FunctionConfig:
+    """A Function of namespace ``team``; 0.1 s timeout unless given, so take-overs are quick."""
+    kwargs.setdefault("timeout_seconds", 0.1)
+    return FunctionConfig(namespace=NS, name=name, **kwargs)  # type: ignore[arg-type]
+
+
+def ok(request_id: str = "") -> InvokeResult:
+    return InvokeResult(200, b'"done"', request_id)
+
+
+def error() -> InvokeResult:
+    return InvokeResult(200, ERROR_BODY, "", function_error="Unhandled")
+
+
+def throttle() -> InvokeRejected:
+    return InvokeRejected(429, "TooManyRequestsException", "reserved concurrency reached")
+
+
+@dataclass
+class Call:
+    key: FunctionKey
+    payload: bytes
+    request_id: str
+    headers: Mapping[str, str]
+    at: float  # loop time
+
+
+@dataclass
+class ScriptedInvoker:
+    """Answers each function's calls from its script, then with ``default``; can hold calls."""
+
+    scripts: dict[str, list[Answer]] = field(default_factory=dict)
+    default: Callable[[], Answer] = ok
+    gate: asyncio.Event | None = None  # when set, calls wait for it
+    calls: list[Call] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+
+    async def invoke(
+        self,
+        key: FunctionKey,
+        payload: bytes,
+        *,
+        request_id: str,
+        headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
+    ) -> InvokeResult:
+        loop = asyncio.get_running_loop()
+        assert deadline is not None
+        assert deadline > loop.time()
+        self.calls.append(Call(key, payload, request_id, dict(headers or {}), loop.time()))
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+            script = self.scripts.get(key[1], [])
+            answer = script.pop(0) if script else self.default()
+            if isinstance(answer, Exception):
+                raise answer
+            return InvokeResult(
+                answer.status, answer.body, request_id, answer.function_error, answer.headers
+            )
+        finally:
+            self.in_flight -= 1
+
+    def ids(self, name: str) -> list[str]:
+        return [call.request_id for call in self.calls if call.key == (NS, name)]
+
+
+async def wait_for(predicate: Callable[[], object], what: str, seconds: float = WAIT) -> None:
+    """Poll ``predicate`` (sync, or returning an awaitable) until true, for at most ``seconds``."""
+    try:
+        async with asyncio.timeout(seconds):
+            while True:
+                value = predicate()
+                if inspect.isawaitable(value):
+                    value = await value
+                if value:
+                    return
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        pytest.fail(f"timed out after {seconds} s waiting for {what}")
+
+
+async def depth_is(queue: AsyncQueue, key: FunctionKey, expected: int) -> bool:
+    return await queue.depth(key) == expected
+
+
+async def length_is(client: redis.asyncio.Redis, stream: str, expected: int) -> bool:
+    return await client.xlen(stream) == expected
+
+
+@asynccontextmanager
+async def running(queue: AsyncQueue) -> AsyncIterator[asyncio.Task[None]]:
+    """The worker of ``queue`` while the block runs (it may cancel it); a crash fails the test."""
+    task = asyncio.create_task(queue.run())
+    try:
+        yield task
+        if task.done() and not task.cancelled():  # the worker returned or raised by itself
+            pytest.fail(f"the worker stopped: {task.exception()!r}")
+    finally:
+        task.cancel()
+        await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), WAIT)
+
+
+def make_queue(
+    client: redis.asyncio.Redis,
+    invoker: ScriptedInvoker,
+    configs: list[FunctionConfig],
+    *,
+    consumer: str = "a",
+    options: AsyncQueueOptions = FAST,
+    **kwargs: object,
+) -> AsyncQueue:
+    by_key = {config.key: config for config in configs}
+    return AsyncQueue(
+        client,
+        invoker,
+        by_key.get,
+        consumer=consumer,
+        options=options,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+async def entries(client: redis.asyncio.Redis, stream: str) -> list[dict[bytes, bytes]]:
+    return [fields for _, fields in await client.xrange(stream)]
+
+
+async def record_in(client: redis.asyncio.Redis, stream: str) -> dict[str, object]:
+    await wait_for(lambda: client.xlen(stream), f"a record in {stream}")
+    (fields,) = await entries(client, stream)
+    record: dict[str, object] = json.loads(fields[b"record"])
+    assert fields[b"requestId"] == record["requestContext"]["requestId"].encode()  # type: ignore[index]
+    assert fields[b"condition"] == record["requestContext"]["condition"].encode()  # type: ignore[index]
+    return record

@@ -1,0 +1,97 @@
+"""An activator assembled in-process (server, app, proxy, pool) for component tests.
+
+The function side is real: agents from ``tests.runtime`` (the Go agent and the Python runtime)
+serve ``HANDLER``. Only the cluster is left out: the tests tell the proxy a Function's config and
+pods the way ``kube`` and the announcement endpoint would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from lambdalet.activator.app import Activator
+from lambdalet.activator.http1 import ServerLimits, serve
+from lambdalet.activator.metrics import Metrics
+from lambdalet.activator.model import FunctionConfig, FunctionKey
+from lambdalet.activator.proxy import Proxy, ProxyLimits
+from lambdalet.activator.upstream import Pool
+
+HANDLER = """
+import json, os, time
+
+def handler(event, context):
+    if isinstance(event, dict) and "requestContext" in event:  # an API Gateway event
+        path = event.get("rawPath") or event.get("path")
+        if path.startswith("/sleep/"):
+            time.sleep(float(path.split("/")[2]))
+        if path == "/fail":
+            raise ValueError("boom")
+        if path == "/bare":
+            return {"just": "data"}
+        result = {
+            "statusCode": 201,
+            "headers": {"x-pid": str(os.getpid()), "content-type": "application/json"},
+            "body": json.dumps(event),
+        }
+        if event.get("version") == "2.0":
+            result["cookies"] = ["a=1", "b=2; Path=/"]
+        return result
+    if isinstance(event, dict) and event.get("sleep"):
+        time.sleep(event["sleep"])
+    if isinstance(event, dict) and event.get("fail"):
+        raise ValueError("boom")
+    return {"echo": event, "pid": os.getpid(), "request_id": context.aws_request_id}
+"""
+
+
+@dataclass
+class StaticTokens:
+    """Bearer tokens by (namespace, secret, key): the Secret store's seam."""
+
+    tokens: Mapping[tuple[str, str, str], str] = field(default_factory=dict)
+
+    async def token(self, namespace: str, secret: str, key: str) -> str | None:
+        return self.tokens.get((namespace, secret, key))
+
+
+@dataclass
+class Stack:
+    proxy: Proxy
+    server: asyncio.Server
+    client: httpx.AsyncClient
+    pokes: list[FunctionKey]
+    metrics: Metrics
+    port: int
+
+    def function(self, name: str = "hello", namespace: str = "team", **config: Any) -> FunctionKey:
+        self.proxy.set_config(FunctionConfig(namespace=namespace, name=name, **config))
+        return (namespace, name)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        self.server.close()
+        self.proxy.close()
+
+
+async def start_stack(
+    *,
+    proxy_limits: ProxyLimits | None = None,
+    server_limits: ServerLimits | None = None,
+    tokens: StaticTokens | None = None,
+) -> Stack:
+    pokes: list[FunctionKey] = []
+    metrics = Metrics()
+    proxy = Proxy(Pool(), poke=pokes.append, metrics=metrics, limits=proxy_limits)
+    metrics.watch_loads(proxy.loads)
+    app = Activator(
+        proxy, proxy, tokens=tokens or StaticTokens(), async_queue=None, metrics=metrics
+    )
+    server = await serve(app.handle, "127.0.0.1", 0, limits=server_limits)
+    port = server.sockets[0].getsockname()[1]
+    client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    return Stack(proxy, server, client, pokes, metrics, port)
