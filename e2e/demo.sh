@@ -29,21 +29,22 @@ in_node kubectl wait -n demo fn/hello-python --for=condition=Ready --timeout=60s
 in_node kubectl get fn -n demo
 in_node kubectl get deployment,service,configmap -n demo -l app.kubernetes.io/managed-by=lambdalet
 
-echo "==> one instance, as the autoscaler would start on a first request, and an invocation" >&2
-in_node kubectl patch deployment fn-hello-python -n demo --subresource=scale --type=merge \
-    -p '{"spec":{"replicas":1}}' --field-manager=lambdalet-autoscaler
-in_node kubectl wait -n demo fn/hello-python --for=condition=Active --timeout=90s
-pod_ip="$(in_node kubectl get pods -n demo -l lambdalet.dev/function=hello-python \
-    -o jsonpath='{.items[0].status.podIP}')"
-in_node curl -sS -X POST "http://$pod_ip:8080/2015-03-31/functions/function/invocations" \
-    -d '{"rawPath": "/", "queryStringParameters": {"name": "demo"}}'
-echo
+echo "==> a first request through the activator: the function scales from zero to answer it" >&2
+activator="$(in_node kubectl get service lambdalet-activator -n lambdalet-system \
+    -o jsonpath='{.spec.clusterIP}')"
+in_node kubectl get deployment fn-hello-python -n demo -o jsonpath='replicas before: {.spec.replicas}{"\n"}'
+in_node curl -sS --max-time 90 -w '\n%{http_code} in %{time_total} s\n' \
+    "http://$activator/fn/demo/hello-python/?name=demo"
+in_node kubectl get deployment fn-hello-python -n demo -o jsonpath='replicas after: {.spec.replicas}{"\n"}'
+echo "==> a second, warm request" >&2
+in_node curl -sS -w '\n%{http_code} in %{time_total} s\n' "http://$activator/fn/demo/hello-python/?name=again"
 in_node kubectl logs -n demo -l lambdalet.dev/function=hello-python --tail=5
 
-cat >&2 <<'MSG'
+cat >&2 <<MSG
 
-hello-python answered from its pod. Try:
-  e2e/cluster/cluster.sh exec -- kubectl get fn -A
+hello-python scaled from zero to answer, and goes back to zero after 60 idle seconds. Try:
+  e2e/cluster/cluster.sh exec -- kubectl get fn -A -w
+  e2e/cluster/cluster.sh exec -- curl 'http://$activator/fn/demo/hello-python/?name=you'
   e2e/cluster/cluster.sh exec -- kubectl describe fn -n demo hello-python
 Stop everything with: make cluster-down
 MSG

@@ -13,6 +13,7 @@ import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import cast
 
 import pytest
 import redis.asyncio
@@ -161,7 +162,8 @@ def make_queue(
 
 
 async def entries(client: redis.asyncio.Redis, stream: str) -> list[dict[bytes, bytes]]:
-    return [fields for _, fields in await client.xrange(stream)]
+    """The fields of every entry of ``stream`` (the client returns bytes)."""
+    return [cast(dict[bytes, bytes], fields) for _, fields in await client.xrange(stream) or []]
 
 
 async def record_in(client: redis.asyncio.Redis, stream: str) -> dict[str, object]:

@@ -8,13 +8,14 @@ pods the way ``kube`` and the announcement endpoint would.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from lambdalet.activator.app import Activator
+from lambdalet.activator.asyncq import AsyncQueue
 from lambdalet.activator.http1 import ServerLimits, serve
 from lambdalet.activator.metrics import Metrics
 from lambdalet.activator.model import FunctionConfig, FunctionKey
@@ -45,6 +46,9 @@ def handler(event, context):
         time.sleep(event["sleep"])
     if isinstance(event, dict) and event.get("fail"):
         raise ValueError("boom")
+    if isinstance(event, dict) and event.get("write"):
+        with open(event["write"], "a") as out:
+            out.write(context.aws_request_id + "\\n")
     return {"echo": event, "pid": os.getpid(), "request_id": context.aws_request_id}
 """
 
@@ -67,6 +71,7 @@ class Stack:
     pokes: list[FunctionKey]
     metrics: Metrics
     port: int
+    queue: AsyncQueue | None = None
 
     def function(self, name: str = "hello", namespace: str = "team", **config: Any) -> FunctionKey:
         self.proxy.set_config(FunctionConfig(namespace=namespace, name=name, **config))
@@ -83,15 +88,17 @@ async def start_stack(
     proxy_limits: ProxyLimits | None = None,
     server_limits: ServerLimits | None = None,
     tokens: StaticTokens | None = None,
+    async_queue: Callable[[Proxy], AsyncQueue] | None = None,
 ) -> Stack:
     pokes: list[FunctionKey] = []
     metrics = Metrics()
     proxy = Proxy(Pool(), poke=pokes.append, metrics=metrics, limits=proxy_limits)
     metrics.watch_loads(proxy.loads)
+    queue = async_queue(proxy) if async_queue is not None else None
     app = Activator(
-        proxy, proxy, tokens=tokens or StaticTokens(), async_queue=None, metrics=metrics
+        proxy, proxy, tokens=tokens or StaticTokens(), async_queue=queue, metrics=metrics
     )
     server = await serve(app.handle, "127.0.0.1", 0, limits=server_limits)
     port = server.sockets[0].getsockname()[1]
     client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30)
-    return Stack(proxy, server, client, pokes, metrics, port)
+    return Stack(proxy, server, client, pokes, metrics, port, queue)

@@ -7,7 +7,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-import uvloop
 
 from lambdalet.activator.http1 import ServerLimits
 from lambdalet.activator.proxy import ProxyLimits
@@ -17,12 +16,7 @@ from tests.runtime.fixtures import StartAgent
 FILES = {"app.py": HANDLER}
 
 
-@pytest.fixture(scope="module", params=["asyncio", "uvloop"])
-def event_loop_policy(request: pytest.FixtureRequest) -> asyncio.AbstractEventLoopPolicy:
-    """Every test on both loops: the activator runs on uvloop, whose transports differ."""
-    if request.param == "uvloop":
-        return uvloop.EventLoopPolicy()
-    return asyncio.DefaultEventLoopPolicy()
+pytestmark = pytest.mark.both_loops
 
 
 @pytest.fixture

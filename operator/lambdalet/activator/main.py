@@ -3,7 +3,8 @@
 Parts, outermost first: ``http1`` servers on the public port (``app.Activator``) and on the
 internal port (``internal``: announcements, metrics, health); ``proxy`` with its ``upstream``
 pool; ``kube.ClusterView`` filling the proxy; ``stats.Reporter`` talking to the autoscaler; and,
-when Redis is configured, ``asyncq`` taking Event invocations and working them off.
+when Redis is configured (``LAMBDALET_REDIS_URL``), ``asyncq`` taking Event invocations and
+working them off through the same proxy.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ import os
 import signal
 from collections.abc import Mapping
 
+from redis.asyncio import Redis
+
 from lambdalet.activator.app import Activator
+from lambdalet.activator.asyncq import AsyncMetrics, AsyncQueue, AsyncQueueOptions
 from lambdalet.activator.http1 import ServerLimits, serve
 from lambdalet.activator.internal import Internal
 from lambdalet.activator.kube import ClusterView, SecretTokens
@@ -47,13 +51,31 @@ async def activate(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
         limits=ProxyLimits(hold_limit=settings.hold_limit, hold_timeout=settings.hold_timeout),
     )
     metrics.watch_loads(proxy.loads)
-    reporter = Reporter(settings.autoscaler_url, settings.pod_name, snapshot=proxy.snapshot)
+    queue: AsyncQueue | None = None
+    redis: Redis | None = None
+    if settings.redis_url:
+        # Reads block for up to the queue's poll interval: the socket timeout must be longer.
+        redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+        queue = AsyncQueue(
+            redis,
+            proxy,
+            proxy.config,
+            consumer=settings.pod_name,
+            options=AsyncQueueOptions(placement_wait=settings.hold_timeout),
+            metrics=AsyncMetrics(metrics.registry),
+        )
+    reporter = Reporter(
+        settings.autoscaler_url,
+        settings.pod_name,
+        snapshot=proxy.snapshot,
+        queue_depth=queue.depth if queue is not None else None,
+    )
     view = ClusterView(client, proxy)
     activator = Activator(
         proxy,
         proxy,
         tokens=SecretTokens(client),
-        async_queue=None,
+        async_queue=queue,
         metrics=metrics,
         domain=settings.domain,
         default_namespace=settings.default_namespace,
@@ -63,6 +85,8 @@ async def activate(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
     public = await serve(activator.handle, settings.host, settings.port, limits=limits)
     private = await serve(internal.handle, settings.host, settings.internal_port)
     tasks = [asyncio.create_task(view.run()), asyncio.create_task(reporter.run())]
+    if queue is not None:
+        tasks.append(asyncio.create_task(queue.run()))
     log.info(
         "activator serving on :%d (internal :%d), autoscaler %s",
         settings.port,
@@ -80,6 +104,8 @@ async def activate(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
         await asyncio.gather(*tasks, return_exceptions=True)
         proxy.close()
         await reporter.aclose()
+        if redis is not None:
+            await redis.aclose()
         await client.aclose()
 
 

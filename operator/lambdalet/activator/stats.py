@@ -7,6 +7,9 @@ Both go to the operator's autoscaler endpoint (``lambdalet.autoscaler.api``):
     POST /v1/stats  {"activator", "functions": [{"namespace", "name", "inFlight", "queueDepth"}]}
                                                                 every second, for each Function
                                                                 with load in that second
+                                                                (queueDepth: its asynchronous
+                                                                events waiting, when Redis is
+                                                                configured)
 
 A poke is fire-and-forget (the autoscaler's answer changes nothing here) but bounded: at most
 ``MAX_POKES_IN_FLIGHT`` at once, and the proxy pokes a Function at most once a second. A lost
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import httpx
 
@@ -30,7 +33,7 @@ MAX_POKES_IN_FLIGHT = 64
 TIMEOUT = httpx.Timeout(2.0)
 
 Snapshot = Callable[[float], list[tuple[FunctionKey, float, int]]]
-QueueDepth = Callable[[FunctionKey], int]
+QueueDepth = Callable[[FunctionKey], Awaitable[int]]
 
 
 class Reporter:
@@ -79,7 +82,10 @@ class Reporter:
                 "inFlight": round(load, 3),
             }
             if self._queue_depth is not None:
-                entry["queueDepth"] = self._queue_depth((namespace, name))
+                try:
+                    entry["queueDepth"] = await self._queue_depth((namespace, name))
+                except Exception as exc:  # a queue that cannot be read reports no depth
+                    log.debug("queue depth of %s/%s: %s", namespace, name, exc)
             functions.append(entry)
         if functions:
             await self._post("/v1/stats", {"activator": self._activator, "functions": functions})

@@ -1,0 +1,3 @@
+module lambdalet/loadgen
+
+go 1.22
