@@ -29,19 +29,21 @@ if has static; then
     $PY/ruff check "${python_trees[@]}"
     $PY/ruff format --check "${python_trees[@]}"
     $PY/mypy
-    $PY/mypy --strict runtime-images/python runtime-images/bench_warm.py
+    $PY/mypy --strict runtime-images/python runtime-images/bench_warm.py benchmarks
     $PY/lambdalet crds --check
     $PY/lambdalet crds --check --output charts/lambdalet/crds
     "$(e2e/cluster/build.sh helm)/helm" lint --strict charts/lambdalet
     shellcheck -x e2e/cluster/*.sh e2e/images/build.sh e2e/run-tests.sh e2e/demo.sh \
         runtime-images/build.sh operator/image/build.sh .ci/run
-    (
-        cd runtime-images/agent
-        unformatted="$(gofmt -l .)"
-        [[ -z "$unformatted" ]] || { echo "gofmt: $unformatted" >&2; exit 1; }
-        go vet ./...
-        go test ./...
-    )
+    for module in runtime-images/agent benchmarks/loadgen; do
+        (
+            cd "$module"
+            unformatted="$(gofmt -l .)"
+            [[ -z "$unformatted" ]] || { echo "gofmt: $module: $unformatted" >&2; exit 1; }
+            go vet ./...
+            go test ./...
+        )
+    done
 fi
 
 if has unit; then

@@ -34,6 +34,8 @@ def handler(event, context):
             raise ValueError("boom")
         if path == "/bare":
             return {"just": "data"}
+        if path == "/trace":
+            return {"statusCode": 200, "body": os.environ.get("_X_AMZN_TRACE_ID", "")}
         result = {
             "statusCode": 201,
             "headers": {"x-pid": str(os.getpid()), "content-type": "application/json"},

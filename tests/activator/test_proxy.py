@@ -71,6 +71,26 @@ async def test_v1_format_and_bare_results(stack: Stack, start_agent: StartAgent)
     assert bare.status_code == 502
 
 
+async def test_trace_context_reaches_the_function(stack: Stack, start_agent: StartAgent) -> None:
+    agent = start_agent(FILES)
+    key = stack.function()
+    stack.proxy.set_ready(key, {"127.0.0.1": agent.port})
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+    from_w3c = await stack.client.get("/fn/team/hello/trace", headers={"traceparent": parent})
+    from_xray = await stack.client.get(
+        "/fn/team/hello/trace", headers={"x-amzn-trace-id": "Root=1-5759e988-bd862e3fe1be46a9"}
+    )
+    fresh = await stack.client.get("/fn/team/hello/trace")
+
+    assert from_w3c.text == (
+        "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1"
+    )
+    assert from_xray.text == "Root=1-5759e988-bd862e3fe1be46a9"
+    assert fresh.text.startswith("Root=1-")
+    assert fresh.text != from_w3c.text
+
+
 async def test_function_error_is_internal_server_error(
     stack: Stack, start_agent: StartAgent
 ) -> None:
