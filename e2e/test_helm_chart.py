@@ -1,6 +1,7 @@
-"""Installing Lambdalet with its Helm chart: the operator runs in the cluster under its own
-least-privilege ServiceAccount and restricted Pod Security, serves Functions, and uninstalls
-cleanly."""
+"""Installing Lambdalet with its Helm chart: the operator and the activator run in the cluster
+under their own least-privilege ServiceAccounts and restricted Pod Security; a Function at zero
+answers its first request through the activator's Service (the chart's operator scales it, its
+pod announces itself to the chart's activator); everything uninstalls cleanly."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from e2e.harness.cluster import REPO, Cluster
@@ -63,6 +65,30 @@ def test_chart_installs_an_operator_that_serves_functions(
         )
         fn = node_cluster.get("function", "hello-python", "-n", apps)
         assert fn["status"]["replicas"] == 0
+        assert fn["status"]["url"] == (
+            f"http://{release}-activator.{system}.svc/fn/{apps}/hello-python"
+        )
+
+        service = node_cluster.get("service", f"{release}-activator", "-n", system)
+        reply = httpx.get(
+            f"http://{service['spec']['clusterIP']}/fn/{apps}/hello-python/?name=helm", timeout=90
+        )
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["message"] == "hello, helm"
+        wait_for(
+            lambda: (
+                node_cluster.get("function", "hello-python", "-n", apps)["status"].get(
+                    "readyReplicas"
+                )
+                == 1
+            ),
+            30,
+            what="status to show the instance the first request started",
+        )
+        activator_logs = node_cluster.kubectl(
+            "logs", "-n", system, f"deployment/{release}-activator"
+        ).stdout
+        assert "announced itself ready" in activator_logs
         logs = node_cluster.kubectl("logs", "-n", system, f"deployment/{release}-operator").stdout
         assert f"applied Deployment {apps}/fn-hello-python" in logs
         # Least privilege: the operator's account may not read Secrets.
@@ -71,6 +97,11 @@ def test_chart_installs_an_operator_that_serves_functions(
             f"--as=system:serviceaccount:{system}:{release}-operator", check=False,
         )  # fmt: skip
         assert can.stdout.strip() == "no"
+        may_review = node_cluster.kubectl(
+            "auth", "can-i", "create", "tokenreviews",
+            f"--as=system:serviceaccount:{system}:{release}-activator", check=False,
+        )  # fmt: skip
+        assert may_review.stdout.strip() == "yes"
     finally:
         node_cluster.helm("uninstall", release, "-n", system, "--wait")
 

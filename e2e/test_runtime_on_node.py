@@ -79,9 +79,16 @@ def test_example_runs_unchanged_on_its_runtime(
     assert "X-Amz-Function-Error" not in reply.headers, reply.text
     request_id = reply.headers["x-amzn-requestid"]
     check(reply.json(), request_id)
-    pod = node_cluster.get("pods", "-n", ns, "-l", f"lambdalet.dev/function={example}")["items"][0]
-    logs = node_cluster.kubectl("logs", "-n", ns, pod["metadata"]["name"]).stdout
-    assert f"START RequestId: {request_id}" in logs
+    # The panic on a cold start may have started a second pod: the one that ran it has the lines.
+    pods = node_cluster.get("pods", "-n", ns, "-l", f"lambdalet.dev/function={example}")["items"]
+    fetched = [
+        node_cluster.kubectl("logs", "-n", ns, pod["metadata"]["name"], check=False) for pod in pods
+    ]
+    logs = "\n".join(done.stdout for done in fetched)
+    assert f"START RequestId: {request_id}" in logs, (
+        [done.stderr for done in fetched],
+        node_cluster.kubectl("get", "events", "-n", ns, "--sort-by=.lastTimestamp").stdout,
+    )
     assert f"END RequestId: {request_id}" in logs
     report = next(
         line for line in logs.splitlines() if line.startswith(f"REPORT RequestId: {request_id}")

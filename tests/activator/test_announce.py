@@ -283,6 +283,14 @@ def test_pod_that_does_not_vouch_for_the_announcement(
     assert reason in caught.value.reason
 
 
+def test_a_pod_being_deleted_may_withdraw_but_not_announce() -> None:
+    stopping = pod(metadata__deletionTimestamp="2024-05-01T00:00:00Z")
+
+    assert check_pod(stopping, IDENTITY, ANNOUNCEMENT, "10.244.0.7", leaving=True) == VERIFIED
+    with pytest.raises(AnnouncementRejected, match="being deleted"):
+        check_pod(stopping, IDENTITY, ANNOUNCEMENT, "10.244.0.7")
+
+
 # --------------------------------------------------------------------------- the review cache
 
 

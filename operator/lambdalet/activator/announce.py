@@ -225,17 +225,23 @@ def check_claims(identity: Identity, announcement: Announcement) -> None:
 
 
 def check_pod(
-    pod: Mapping[str, Any], identity: Identity, announcement: Announcement, peer_ip: str | None
+    pod: Mapping[str, Any],
+    identity: Identity,
+    announcement: Announcement,
+    peer_ip: str | None,
+    *,
+    leaving: bool = False,
 ) -> VerifiedPod:
     """The pod object must be the one the token was made for, of the announced Function, at the
-    announced address; ``peer_ip`` is where the announcement came from (None: not checked)."""
+    announced address; ``peer_ip`` is where the announcement came from (None: not checked).
+    A pod being deleted may only withdraw (``leaving``), not announce itself."""
     meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
     where = f"pod {announcement.namespace}/{announcement.pod}"
     if meta.get("uid") != identity.pod_uid:
         raise AnnouncementRejected(
             f"{where} is not the pod the token was made for (it was deleted and created again)"
         )
-    if meta.get("deletionTimestamp"):
+    if meta.get("deletionTimestamp") and not leaving:
         raise AnnouncementRejected(f"{where} is being deleted")
     label = (meta.get("labels") or {}).get(LABEL_FUNCTION)
     if label != announcement.function:
@@ -315,6 +321,7 @@ async def verify(
     check_peer: bool = True,
     cache: ReviewCache | None = None,
     now: float | None = None,
+    leaving: bool = False,
 ) -> VerifiedPod:
     """Verify ``announcement``, made with bearer ``token`` over a connection from ``peer_ip``.
 
@@ -340,7 +347,9 @@ async def verify(
         raise AnnouncementRejected(f"pod {namespace}/{name} does not exist") from exc
     except KubeError as exc:
         raise AnnouncementUnavailable(f"cannot read the pod: {exc.message}") from exc
-    return check_pod(pod, identity, announcement, peer_ip if check_peer else None)
+    return check_pod(
+        pod, identity, announcement, peer_ip if check_peer else None, leaving=leaving
+    )
 
 
 async def _review(client: KubeClient, token: str) -> Mapping[str, Any]:

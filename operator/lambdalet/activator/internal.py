@@ -81,6 +81,7 @@ class Internal:
                 request.source_ip,
                 check_peer=self._verify_peer_ip,
                 cache=self._cache,
+                leaving=leaving,
             )
         except AnnounceError as exc:
             log.warning("announcement from %s refused: %s", request.source_ip, exc.reason)
