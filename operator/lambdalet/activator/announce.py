@@ -347,9 +347,7 @@ async def verify(
         raise AnnouncementRejected(f"pod {namespace}/{name} does not exist") from exc
     except KubeError as exc:
         raise AnnouncementUnavailable(f"cannot read the pod: {exc.message}") from exc
-    return check_pod(
-        pod, identity, announcement, peer_ip if check_peer else None, leaving=leaving
-    )
+    return check_pod(pod, identity, announcement, peer_ip if check_peer else None, leaving=leaving)
 
 
 async def _review(client: KubeClient, token: str) -> Mapping[str, Any]:
