@@ -15,6 +15,7 @@ import pytest
 
 from e2e.harness.activator import ActivatorProcess
 from e2e.harness.cluster import REPO, Cluster
+from e2e.harness.wait import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -79,16 +80,21 @@ def test_example_runs_unchanged_on_its_runtime(
     assert "X-Amz-Function-Error" not in reply.headers, reply.text
     request_id = reply.headers["x-amzn-requestid"]
     check(reply.json(), request_id)
-    # The panic on a cold start may have started a second pod: the one that ran it has the lines.
-    pods = node_cluster.get("pods", "-n", ns, "-l", f"lambdalet.dev/function={example}")["items"]
-    fetched = [
-        node_cluster.kubectl("logs", "-n", ns, pod["metadata"]["name"], check=False) for pod in pods
-    ]
-    logs = "\n".join(done.stdout for done in fetched)
-    assert f"START RequestId: {request_id}" in logs, (
-        [done.stderr for done in fetched],
-        node_cluster.kubectl("get", "events", "-n", ns, "--sort-by=.lastTimestamp").stdout,
-    )
+
+    # The pod answered before the kubelet reported its container running (the announcement is
+    # faster than the pod's status), and a cold start's panic may have started a second pod:
+    # wait for the logs of the one that ran it.
+    def logs_with_the_request() -> str | None:
+        pods = node_cluster.get("pods", "-n", ns, "-l", f"lambdalet.dev/function={example}")
+        for pod in pods["items"]:
+            name = pod["metadata"]["name"]
+            text = node_cluster.kubectl("logs", "-n", ns, name, check=False).stdout
+            if f"REPORT RequestId: {request_id}" in text:
+                return text
+        return None
+
+    logs = wait_for(logs_with_the_request, 30, what=f"log lines of request {request_id}")
+    assert f"START RequestId: {request_id}" in logs
     assert f"END RequestId: {request_id}" in logs
     report = next(
         line for line in logs.splitlines() if line.startswith(f"REPORT RequestId: {request_id}")

@@ -117,9 +117,7 @@ class Cluster:
             check=False,
         )
         if check and done.returncode != 0:
-            raise subprocess.CalledProcessError(
-                done.returncode, done.args, output=done.stdout, stderr=done.stderr
-            )
+            raise ToolFailed(done)
         return done
 
     def get(self, *args: str) -> Any:
@@ -131,14 +129,27 @@ class Cluster:
         return self.kubectl("apply", "-f", "-", *args, input=text).stdout
 
     def helm(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        done = subprocess.run(
             [self._tool("helm"), *args],
             env=self.env(),
             text=True,
             capture_output=True,
             timeout=timeout,
-            check=True,
+            check=False,
         )
+        if done.returncode != 0:
+            raise ToolFailed(done)
+        return done
+
+
+class ToolFailed(subprocess.CalledProcessError):
+    """kubectl or helm failed; unlike CalledProcessError, its message carries what they said."""
+
+    def __init__(self, done: subprocess.CompletedProcess[str]) -> None:
+        super().__init__(done.returncode, done.args, output=done.stdout, stderr=done.stderr)
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}\n{(self.stderr or '').strip()[-2000:]}"
 
 
 def audit_writes(audit_log: Path, user: str, *, since_line: int = 0) -> list[dict[str, Any]]:
