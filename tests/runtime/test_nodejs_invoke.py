@@ -300,6 +300,7 @@ def test_callback_waits_for_empty_event_loop(start_agent: StartAgent, wait: bool
     reply = agent.invoke({"wait": wait}, headers={"Lambdalet-Request-Id": "req-wait"})
     took = time.monotonic() - began
     agent.wait_log(r"\tINFO\ttimer done$")
+    agent.wait_log(r"^END RequestId: req-wait$")  # written just after the answer went out
 
     assert reply.json() == "answered"
     lines = agent.log().splitlines()
