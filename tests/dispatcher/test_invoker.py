@@ -1,0 +1,186 @@
+"""The invoker against the real activator in front of a real agent and Python runtime."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from lambdalet.activator.model import InvokeResult
+from lambdalet.dispatcher.invoker import (
+    ActivatorInvoker,
+    InvokerSettings,
+    classify,
+    invoke_timeout,
+)
+from lambdalet.dispatcher.outcome import FailureKind, InvokeFailed
+from tests.dispatcher.conftest import ActivatorStack
+from tests.runtime.fixtures import StartAgent
+
+HANDLER = """
+import time
+
+def handler(event, context):
+    failed = []
+    for record in event["Records"]:
+        body = record["body"]
+        if body == "raise":
+            raise ValueError("boom")
+        if body.startswith("sleep:"):
+            time.sleep(float(body[6:]))
+        if body == "fail":
+            failed.append({"itemIdentifier": record["messageId"]})
+    return {"batchItemFailures": failed, "seen": [r["messageId"] for r in event["Records"]]}
+"""
+
+
+def event(*bodies: str) -> bytes:
+    records = [{"messageId": f"id{n}", "body": body} for n, body in enumerate(bodies)]
+    return json.dumps({"Records": records}).encode()
+
+
+@pytest.fixture
+async def invoker(activator: ActivatorStack) -> AsyncIterator[ActivatorInvoker]:
+    client = ActivatorInvoker(InvokerSettings(activator.url, max_connections=4))
+    yield client
+    await client.aclose()
+
+
+async def test_the_functions_answer_comes_back(
+    activator: ActivatorStack, invoker: ActivatorInvoker, start_agent: StartAgent
+) -> None:
+    agent = start_agent({"app.py": HANDLER})
+    key = activator.function({"127.0.0.1": agent.port})
+
+    answer = await invoker.invoke(key, event("ok", "fail"), timeout=10)
+
+    assert isinstance(answer, InvokeResult)
+    assert (answer.status, answer.function_error) == (200, None)
+    assert json.loads(answer.body) == {
+        "batchItemFailures": [{"itemIdentifier": "id1"}],
+        "seen": ["id0", "id1"],
+    }
+    assert answer.request_id
+
+
+async def test_a_function_error_is_an_answer(
+    activator: ActivatorStack, invoker: ActivatorInvoker, start_agent: StartAgent
+) -> None:
+    agent = start_agent({"app.py": HANDLER})
+    key = activator.function({"127.0.0.1": agent.port})
+
+    answer = await invoker.invoke(key, event("raise"), timeout=10)
+
+    assert isinstance(answer, InvokeResult)
+    assert (answer.status, answer.function_error) == (200, "Unhandled")
+    assert json.loads(answer.body)["errorType"] == "ValueError"
+
+
+async def test_keep_alive_connections_serve_many_invocations(
+    activator: ActivatorStack, invoker: ActivatorInvoker, start_agent: StartAgent
+) -> None:
+    agent = start_agent({"app.py": HANDLER})
+    key = activator.function({"127.0.0.1": agent.port})
+
+    answers = [await invoker.invoke(key, event("ok"), timeout=10) for _ in range(50)]
+
+    assert all(isinstance(a, InvokeResult) and a.status == 200 for a in answers)
+
+
+@pytest.mark.parametrize(
+    ("config", "pods", "kind", "status"),
+    [
+        ({"reserved": 0}, {"127.0.0.1": 1}, FailureKind.THROTTLED, 429),  # reserved concurrency
+        ({}, {}, FailureKind.THROTTLED, 504),  # no pod before the activator's hold deadline
+    ],
+)
+async def test_throttles(
+    activator: ActivatorStack,
+    invoker: ActivatorInvoker,
+    config: dict[str, Any],
+    pods: dict[str, int],
+    kind: FailureKind,
+    status: int,
+) -> None:
+    key = activator.function(pods, **config)
+
+    answer = await invoker.invoke(key, event("ok"), timeout=10)
+
+    assert isinstance(answer, InvokeFailed)
+    assert (answer.kind, answer.status) == (kind, status)
+
+
+async def test_an_unknown_function_is_rejected(
+    activator: ActivatorStack, invoker: ActivatorInvoker
+) -> None:
+    answer = await invoker.invoke(("team", "missing"), event("ok"), timeout=10)
+
+    assert isinstance(answer, InvokeFailed)
+    assert (answer.kind, answer.status) == (FailureKind.REJECTED, 404)
+    assert answer.message == (
+        'ResourceNotFoundException: {"Type": "User", "message": "Function not found: team:missing"}'
+    )
+
+
+async def test_no_answer_in_time_is_unreachable(
+    activator: ActivatorStack, invoker: ActivatorInvoker, start_agent: StartAgent
+) -> None:
+    agent = start_agent({"app.py": HANDLER})
+    key = activator.function({"127.0.0.1": agent.port}, timeout_seconds=10.0)
+
+    answer = await invoker.invoke(key, event("sleep:3"), timeout=0.5)
+
+    assert isinstance(answer, InvokeFailed)
+    assert answer.kind == FailureKind.UNREACHABLE
+    assert answer.message.startswith("no answer within 0.5 s")
+
+
+async def test_an_activator_that_is_not_there_is_unreachable() -> None:
+    from tests.runtime.harness import free_port
+
+    client = ActivatorInvoker(InvokerSettings(f"http://127.0.0.1:{free_port()}"))
+    try:
+        answer = await client.invoke(("team", "orders"), event("ok"), timeout=2)
+    finally:
+        await client.aclose()
+
+    assert isinstance(answer, InvokeFailed)
+    assert answer.kind == FailureKind.UNREACHABLE
+
+
+@pytest.mark.parametrize(
+    ("status", "function_error", "error_type", "expected"),
+    [
+        (200, None, None, "result"),
+        (200, "Unhandled", None, "result"),  # the handler failed: the Function's answer
+        (502, "Unhandled", None, "result"),  # the runtime could not initialise: likewise
+        (413, None, None, "result"),  # the pod refused the payload
+        (429, None, "TooManyRequestsException", FailureKind.THROTTLED),
+        (429, None, None, FailureKind.THROTTLED),  # the pod's own 429 after the hold deadline
+        (503, None, "ServiceUnavailable", FailureKind.THROTTLED),
+        (504, None, "ServiceException", FailureKind.THROTTLED),
+        (502, None, "ServiceException", FailureKind.UNREACHABLE),  # the pod's connection broke
+        (404, None, "ResourceNotFoundException", FailureKind.REJECTED),
+        (401, None, "AccessDeniedException", FailureKind.REJECTED),
+        (413, None, "RequestEntityTooLargeException", FailureKind.REJECTED),
+    ],
+)
+def test_classify(
+    status: int, function_error: str | None, error_type: str | None, expected: object
+) -> None:
+    answer = classify(
+        status, b"{}", request_id="r", function_error=function_error, error_type=error_type
+    )
+
+    if expected == "result":
+        assert answer == InvokeResult(status, b"{}", "r", function_error)
+    else:
+        assert isinstance(answer, InvokeFailed)
+        assert (answer.kind, answer.status) == (expected, status)
+
+
+def test_invoke_timeout_covers_the_hold_and_the_function() -> None:
+    assert invoke_timeout(3.0) == 68.0
+    assert invoke_timeout(900.0, hold=10.0) == 915.0
