@@ -6,6 +6,8 @@ packages=(
     containerd runc containernetworking-plugins iptables iproute2 conntrack socat util-linux
     buildah debootstrap gcc libc6-dev openssl ca-certificates psmisc curl
     redis-server rabbitmq-server nats-server shellcheck
+    # ElasticMQ, the SQS-compatible server of the dispatcher's tests, comes from Maven Central.
+    openjdk-17-jre-headless maven
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -175,7 +175,8 @@ def running_agent(
         path.write_text(source)
         if source.startswith("#!"):
             path.chmod(0o755)
-    port = free_port()
+    # A test may name the port (to bring an agent back where a stopped one listened).
+    port = int((env or {}).get("LAMBDALET_PORT") or free_port())
     settings = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "AWS_LAMBDA_FUNCTION_NAME": "hello",

@@ -13,7 +13,9 @@ deadline gets 504; a cold start (no pod at all) pokes the autoscaler at once.
 Pods come from two sources: the EndpointSlices' ready addresses, and announcements of pods whose
 runtime has just initialised (verified in ``announce``), which arrive about half a second before
 the kubelet reports the pod ready. An announced pod is trusted until the EndpointSlices have
-listed it and then dropped it, or for ``ANNOUNCED_GRACE`` seconds if they never list it.
+listed it and then dropped it, or for ``ANNOUNCED_GRACE`` seconds if they never list it. A pod
+that refuses a connection is skipped for a while (``DOWN_FIRST_SECONDS``, doubling) and then tried
+again; the request goes to another pod or waits, as nothing of it ran.
 """
 
 from __future__ import annotations
@@ -21,13 +23,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from lambdalet.activator.admission import Verdict, admit, least_loaded
 from lambdalet.activator.metrics import Metrics
 from lambdalet.activator.model import FunctionConfig, FunctionKey, InvokeRejected, InvokeResult
-from lambdalet.activator.upstream import ConnectFailed, ExchangeFailed, Pool
+from lambdalet.activator.upstream import ConnectFailed, ExchangeFailed, Pool, StaleConnection
 
 log = logging.getLogger("lambdalet.activator")
 
@@ -38,6 +40,10 @@ EXCHANGE_MARGIN = 5.0
 # An agent answers 429 when all its slots are busy: another activator filled them. Retry after
 # this long, until the request's deadline.
 BUSY_RETRY_SECONDS = 0.01
+# A pod that refused a connection is skipped for a while, doubling from the first to the last
+# value; the EndpointSlices remove pods that are really gone.
+DOWN_FIRST_SECONDS = 0.5
+DOWN_MAX_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,8 @@ class Pod:
     in_flight: int = 0
     in_slice: bool = False  # listed ready by the EndpointSlices at least once
     announced_at: float | None = None
+    failures: int = 0  # connections refused in a row
+    down_until: float = 0.0  # skipped until then after a refused connection
 
     @property
     def address(self) -> tuple[str, int]:
@@ -194,15 +202,17 @@ class Proxy:
             pod = await self._acquire(target, deadline)
             try:
                 response = await self._pool.post(pod.address, payload, sent, timeout=timeout)
+            except StaleConnection:
+                continue  # nothing ran; dial the same or another pod afresh
             except ConnectFailed as exc:
-                log.info("pod %s of %s/%s unreachable, dropping it: %s", pod.ip, *key, exc)
-                self._drop(target, pod)
+                self._mark_down(target, pod, exc)
                 continue
             except ExchangeFailed as exc:
                 status = 504 if exc.timed_out else 502
                 raise InvokeRejected(status, "ServiceException", str(exc)) from exc
             finally:
                 self._release(target, pod)
+            pod.failures = 0
             if response.status == 429 and self._loop.time() < deadline:
                 await asyncio.sleep(BUSY_RETRY_SECONDS)
                 continue
@@ -216,7 +226,7 @@ class Proxy:
 
     async def _acquire(self, target: Target, deadline: float) -> Pod:
         config = target.config
-        pod = least_loaded(target.pods.values())
+        pod = least_loaded(self._usable(target))
         verdict = admit(
             in_flight=target.in_flight,
             held=len(target.waiters),
@@ -303,7 +313,7 @@ class Proxy:
             self._metrics.cold_start_done(target.config.key, self._loop.time() - target.cold_since)
             target.cold_since = None
         while target.waiters:
-            pod = least_loaded(target.pods.values())
+            pod = least_loaded(self._usable(target))
             if pod is None:
                 return
             waiter = target.waiters.popleft()
@@ -314,6 +324,21 @@ class Proxy:
             waiter.set_result(pod)
         if target.cold_since is not None and not target.waiters:
             target.cold_since = None
+
+    def _usable(self, target: Target) -> Iterator[Pod]:
+        now = self._loop.time()
+        return (pod for pod in target.pods.values() if pod.down_until <= now)
+
+    def _mark_down(self, target: Target, pod: Pod, error: ConnectFailed) -> None:
+        """Skip a pod that refused a connection for a while, then try it again."""
+        pod.failures += 1
+        delay = min(DOWN_FIRST_SECONDS * 2 ** (pod.failures - 1), DOWN_MAX_SECONDS)
+        pod.down_until = self._loop.time() + delay
+        self._pool.forget(pod.address)
+        log.info("pod %s of %s/%s unreachable, skipped for %.1f s: %s", pod.ip, *target.config.key,
+                 delay, error)  # fmt: skip
+        # Held requests may be waiting for exactly this pod.
+        self._loop.call_at(pod.down_until, self._dispatch, target)
 
     def _drop(self, target: Target, pod: Pod) -> None:
         if target.pods.pop(pod.ip, None) is not None:

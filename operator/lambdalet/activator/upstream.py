@@ -7,9 +7,10 @@ reused, so a warm invocation costs a write and a read on an open socket, no hand
 Two failures are told apart, because only one is safe to retry on another pod:
 
     UpstreamError
-    ├── ConnectFailed      no connection could be made, or a reused idle connection was closed
-    │                      by the pod before it answered a byte (the agent closes only idle
-    │                      connections when it stops): nothing ran, retry elsewhere
+    ├── ConnectFailed      no connection could be made: nothing ran, retry elsewhere
+    │   └── StaleConnection  a reused idle connection was closed by the pod before it answered
+    │                      a byte (the agent closes only idle connections, when it stops):
+    │                      nothing ran, dial again
     └── ExchangeFailed     the connection broke or timed out after the request was sent:
                            the function may have run, so the caller answers 502/504
 """
@@ -37,6 +38,10 @@ class UpstreamError(Exception):
 
 class ConnectFailed(UpstreamError):
     pass
+
+
+class StaleConnection(ConnectFailed):
+    """A kept-alive connection the pod had closed: the pod may be fine, dial it afresh."""
 
 
 class ExchangeFailed(UpstreamError):
@@ -73,7 +78,7 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self._waiter is not None and not self._waiter.done():
             if self.reused and not self._answered:
-                error: UpstreamError = ConnectFailed(f"idle connection closed by the pod: {exc}")
+                error: UpstreamError = StaleConnection(f"idle connection closed by the pod: {exc}")
             else:
                 error = ExchangeFailed(f"connection closed by the pod: {exc}")
             self._waiter.set_exception(error)
