@@ -52,6 +52,11 @@ async def test_http_request_becomes_a_v2_event_and_the_result_a_response(
     assert event["requestContext"]["http"]["method"] == "POST"
     assert event["requestContext"]["http"]["sourceIp"] == "127.0.0.1"
     assert stack.pokes == []
+    exposition = stack.metrics.exposition().decode()
+    labels = 'function="hello",namespace="team"'
+    assert f'lambdalet_activator_invocations_total{{code="201",{labels}}} 1.0' in exposition
+    assert f"lambdalet_activator_invocation_duration_seconds_count{{{labels}}} 1.0" in exposition
+    assert f"lambdalet_activator_in_flight{{{labels}}} 0.0" in exposition
 
 
 async def test_v1_format_and_bare_results(stack: Stack, start_agent: StartAgent) -> None:
