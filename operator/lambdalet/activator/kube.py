@@ -1,9 +1,10 @@
 """The activator's view of the cluster: Functions, their ready endpoints, and bearer tokens.
 
-Two informers (``lambdalet.k8s.watch``) feed the proxy: every Function becomes a
-``FunctionConfig`` (``Proxy.set_config`` / ``remove``), and the EndpointSlices of the Functions'
-Services (labelled by the operator, the labels copied onto the slices by Kubernetes) become each
-Function's ready addresses (``Proxy.set_ready``: the union over the Function's slices).
+Two informers (``lambdalet.k8s.watch``) feed the proxy: every Function of a served namespace
+(``LAMBDALET_NAMESPACES``, as the operator reads it) becomes a ``FunctionConfig``
+(``Proxy.set_config`` / ``remove``), and the EndpointSlices of the Functions' Services (labelled
+by the operator, the labels copied onto the slices by Kubernetes) become each Function's ready
+addresses (``Proxy.set_ready``: the union over the Function's slices).
 
 Bearer tokens are read from the named Secret when a request needs one and cached for
 ``TOKEN_TTL`` seconds, so a rotated token takes effect within that time and the activator needs
@@ -29,6 +30,7 @@ from lambdalet.api.common import GROUP, VERSION
 from lambdalet.api.function import Function
 from lambdalet.k8s import KubeClient, KubeError, NotFound
 from lambdalet.k8s.watch import informer
+from lambdalet.namespaces import served
 
 log = logging.getLogger("lambdalet.activator")
 
@@ -42,9 +44,12 @@ Object = dict[str, Any]
 class ClusterView:
     """Keeps the proxy's Functions and endpoints in step with the API server."""
 
-    def __init__(self, client: KubeClient, proxy: Proxy) -> None:
+    def __init__(
+        self, client: KubeClient, proxy: Proxy, *, namespaces: tuple[str, ...] = ()
+    ) -> None:
         self._client = client
         self._proxy = proxy
+        self._namespaces = namespaces
         self._functions: set[FunctionKey] = set()
         # (namespace, slice name) -> (Function, ready ip -> port)
         self._slices: dict[tuple[str, str], tuple[FunctionKey, dict[str, int]]] = {}
@@ -91,6 +96,9 @@ class ClusterView:
             self._functions.add(key)
 
     def _set_function(self, obj: Object) -> FunctionKey | None:
+        namespace = obj.get("metadata", {}).get("namespace", "default")
+        if not served(namespace, self._namespaces):
+            return None  # another operator's: answered 404 here, never held
         try:
             function = Function.model_validate(obj)
         except ValidationError as exc:

@@ -70,7 +70,7 @@ async def activate(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
         snapshot=proxy.snapshot,
         queue_depth=queue.depth if queue is not None else None,
     )
-    view = ClusterView(client, proxy)
+    view = ClusterView(client, proxy, namespaces=settings.namespaces)
     activator = Activator(
         proxy,
         proxy,

@@ -42,6 +42,7 @@ class ActivatorSettings:
     redis_url: str | None = None
     pod_name: str = ""
     verify_peer_ip: bool = True
+    namespaces: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ActivatorSettings:
@@ -79,4 +80,5 @@ class ActivatorSettings:
             redis_url=env.get("LAMBDALET_REDIS_URL") or None,
             pod_name=env.get("LAMBDALET_POD_NAME") or socket.gethostname(),
             verify_peer_ip=verify in ("true", "1", "yes"),
+            namespaces=tuple(env.get("LAMBDALET_NAMESPACES", "").split()),
         )

@@ -1,0 +1,68 @@
+"""The activator's settings from its environment: defaults, every variable, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from lambdalet.activator.settings import ActivatorSettings, SettingsError
+
+
+def test_defaults() -> None:
+    settings = ActivatorSettings.from_env({"LAMBDALET_POD_NAME": "activator-0"})
+
+    assert settings == ActivatorSettings(pod_name="activator-0")
+    assert (settings.port, settings.internal_port) == (8080, 8081)
+    assert settings.max_body_bytes == 6 * 1024 * 1024
+    assert settings.redis_url is None
+    assert settings.namespaces == ()
+
+
+def test_every_variable() -> None:
+    settings = ActivatorSettings.from_env(
+        {
+            "LAMBDALET_ACTIVATOR_PORT": "18080",
+            "LAMBDALET_ACTIVATOR_INTERNAL_PORT": "18081",
+            "LAMBDALET_AUTOSCALER_URL": "http://127.0.0.1:8082/",
+            "LAMBDALET_ACTIVATOR_DOMAIN": "fn.example.com",
+            "LAMBDALET_DEFAULT_NAMESPACE": "apps",
+            "LAMBDALET_HOLD_LIMIT": "10",
+            "LAMBDALET_HOLD_TIMEOUT_SECONDS": "2.5",
+            "LAMBDALET_MAX_BODY_BYTES": "1024",
+            "LAMBDALET_REDIS_URL": "redis://127.0.0.1:6379/0",
+            "LAMBDALET_POD_NAME": "a-1",
+            "LAMBDALET_VERIFY_PEER_IP": "false",
+            "LAMBDALET_NAMESPACES": "team-* ops",
+        }
+    )
+
+    assert settings == ActivatorSettings(
+        port=18080,
+        internal_port=18081,
+        autoscaler_url="http://127.0.0.1:8082",
+        domain="fn.example.com",
+        default_namespace="apps",
+        hold_limit=10,
+        hold_timeout=2.5,
+        max_body_bytes=1024,
+        redis_url="redis://127.0.0.1:6379/0",
+        pod_name="a-1",
+        verify_peer_ip=False,
+        namespaces=("team-*", "ops"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("LAMBDALET_ACTIVATOR_PORT", "http", "must be a number"),
+        ("LAMBDALET_ACTIVATOR_PORT", "70000", "between 0 and 65535"),
+        ("LAMBDALET_HOLD_TIMEOUT_SECONDS", "0", "between 0.1 and 3600"),
+        ("LAMBDALET_HOLD_TIMEOUT_SECONDS", "nan", "between 0.1 and 3600"),
+        ("LAMBDALET_MAX_BODY_BYTES", "0", "between 1 and"),
+        ("LAMBDALET_VERIFY_PEER_IP", "maybe", "true or false"),
+    ],
+)
+def test_bad_values_name_the_variable(variable: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message) as caught:
+        ActivatorSettings.from_env({variable: value})
+    assert variable in str(caught.value)
