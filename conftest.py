@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 import pytest
 import uvloop
 
-pytest_plugins = ["e2e.harness.fixtures", "tests.runtime.fixtures"]
+pytest_plugins = ["e2e.harness.fixtures", "tests.runtime.fixtures", "tests.redis_server"]
 
 
 def pytest_asyncio_loop_factories(

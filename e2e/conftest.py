@@ -4,7 +4,7 @@ as pods instead)."""
 
 from __future__ import annotations
 
-import socket
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -13,6 +13,7 @@ import pytest
 from e2e.harness.activator import ActivatorProcess
 from e2e.harness.cluster import REPO, Cluster
 from e2e.harness.operator import OperatorProcess
+from e2e.harness.process import free_port
 
 # The node's address inside its namespace (e2e/cluster/cluster.sh): pods reach processes of the
 # node's namespace there, e.g. the activator's internal port for announcements.
@@ -25,15 +26,18 @@ class ActivatorPorts:
     internal: int
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@pytest.fixture(scope="session")
+def activator_ports() -> ActivatorPorts:
+    return ActivatorPorts(free_port(), free_port())
 
 
 @pytest.fixture(scope="session")
-def activator_ports() -> ActivatorPorts:
-    return ActivatorPorts(_free_port(), _free_port())
+def runtime_images(node_cluster: Cluster) -> None:
+    """The runtime images, imported into the node's containerd once per session (built by the
+    pre-step of e2e/run-tests.sh; here only imported, which needs no network)."""
+    subprocess.run(
+        [str(REPO / "runtime-images" / "build.sh")], check=True, capture_output=True, timeout=600
+    )
 
 
 @pytest.fixture(scope="session")

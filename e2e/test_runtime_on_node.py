@@ -6,7 +6,6 @@ the Function at zero, so the autoscaler starts its first instance -- runs the un
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable
 from typing import Any
 
@@ -18,13 +17,6 @@ from e2e.harness.cluster import REPO, Cluster
 from e2e.harness.wait import wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def runtime_images(node_cluster: Cluster) -> None:
-    subprocess.run(
-        [str(REPO / "runtime-images" / "build.sh")], check=True, capture_output=True, timeout=600
-    )
 
 
 HELLO_EVENT = {"rawPath": "/", "queryStringParameters": {"name": "lambdalet"}}

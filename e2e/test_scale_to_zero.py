@@ -8,7 +8,6 @@ the function pods announce themselves to the activator's internal port at the no
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from typing import Any
 
@@ -16,7 +15,7 @@ import httpx
 import pytest
 
 from e2e.harness.activator import ActivatorProcess
-from e2e.harness.cluster import REPO, Cluster
+from e2e.harness.cluster import Cluster
 from e2e.harness.wait import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -45,13 +44,6 @@ def function_manifest(name: str, *, max_scale: int, idle_seconds: int) -> dict[s
             "scaling": {"maxScale": max_scale, "scaleToZeroAfterSeconds": idle_seconds},
         },
     }
-
-
-@pytest.fixture(scope="module")
-def runtime_images(node_cluster: Cluster) -> None:
-    subprocess.run(
-        [str(REPO / "runtime-images" / "build.sh")], check=True, capture_output=True, timeout=600
-    )
 
 
 @pytest.fixture

@@ -75,9 +75,24 @@ class Stack:
     port: int
     queue: AsyncQueue | None = None
 
-    def function(self, name: str = "hello", namespace: str = "team", **config: Any) -> FunctionKey:
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def function(
+        self,
+        name: str = "hello",
+        namespace: str = "team",
+        *,
+        pods: Mapping[str, int] | None = None,
+        **config: Any,
+    ) -> FunctionKey:
+        """Tell the proxy a Function (and its ready pods), as ``kube`` would."""
+        key = (namespace, name)
         self.proxy.set_config(FunctionConfig(namespace=namespace, name=name, **config))
-        return (namespace, name)
+        if pods is not None:
+            self.proxy.set_ready(key, pods)
+        return key
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -20,7 +20,7 @@ from tests.activator.asyncq_harness import (
     running,
     wait_for,
 )
-from tests.activator.conftest import RedisServer
+from tests.redis_server import RedisServer
 
 GROUP = "lambdalet-activator"
 

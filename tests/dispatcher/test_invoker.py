@@ -16,7 +16,7 @@ from lambdalet.dispatcher.invoker import (
     invoke_timeout,
 )
 from lambdalet.dispatcher.outcome import FailureKind, InvokeFailed
-from tests.dispatcher.conftest import ActivatorStack
+from tests.activator.stack import Stack
 from tests.runtime.fixtures import StartAgent
 
 HANDLER = """
@@ -42,17 +42,17 @@ def event(*bodies: str) -> bytes:
 
 
 @pytest.fixture
-async def invoker(activator: ActivatorStack) -> AsyncIterator[ActivatorInvoker]:
+async def invoker(activator: Stack) -> AsyncIterator[ActivatorInvoker]:
     client = ActivatorInvoker(InvokerSettings(activator.url, max_connections=4))
     yield client
     await client.aclose()
 
 
 async def test_the_functions_answer_comes_back(
-    activator: ActivatorStack, invoker: ActivatorInvoker, start_agent: StartAgent
+    activator: Stack, invoker: ActivatorInvoker, start_agent: StartAgent
 ) -> None:
     agent = start_agent({"app.py": HANDLER})
-    key = activator.function({"127.0.0.1": agent.port})
+    key = activator.function("orders", pods={"127.0.0.1": agent.port})
 
     answer = await invoker.invoke(key, event("ok", "fail"), timeout=10)
 
@@ -66,10 +66,10 @@ async def test_the_functions_answer_comes_back(
 
 
 async def test_a_function_error_is_an_answer(
-    activator: ActivatorStack, invoker: ActivatorInvoker, start_agent: StartAgent
+    activator: Stack, invoker: ActivatorInvoker, start_agent: StartAgent
 ) -> None:
     agent = start_agent({"app.py": HANDLER})
-    key = activator.function({"127.0.0.1": agent.port})
+    key = activator.function("orders", pods={"127.0.0.1": agent.port})
 
     answer = await invoker.invoke(key, event("raise"), timeout=10)
 
@@ -79,10 +79,10 @@ async def test_a_function_error_is_an_answer(
 
 
 async def test_keep_alive_connections_serve_many_invocations(
-    activator: ActivatorStack, invoker: ActivatorInvoker, start_agent: StartAgent
+    activator: Stack, invoker: ActivatorInvoker, start_agent: StartAgent
 ) -> None:
     agent = start_agent({"app.py": HANDLER})
-    key = activator.function({"127.0.0.1": agent.port})
+    key = activator.function("orders", pods={"127.0.0.1": agent.port})
 
     answers = [await invoker.invoke(key, event("ok"), timeout=10) for _ in range(50)]
 
@@ -97,14 +97,14 @@ async def test_keep_alive_connections_serve_many_invocations(
     ],
 )
 async def test_throttles(
-    activator: ActivatorStack,
+    activator: Stack,
     invoker: ActivatorInvoker,
     config: dict[str, Any],
     pods: dict[str, int],
     kind: FailureKind,
     status: int,
 ) -> None:
-    key = activator.function(pods, **config)
+    key = activator.function("orders", pods=pods, **config)
 
     answer = await invoker.invoke(key, event("ok"), timeout=10)
 
@@ -112,9 +112,7 @@ async def test_throttles(
     assert (answer.kind, answer.status) == (kind, status)
 
 
-async def test_an_unknown_function_is_rejected(
-    activator: ActivatorStack, invoker: ActivatorInvoker
-) -> None:
+async def test_an_unknown_function_is_rejected(activator: Stack, invoker: ActivatorInvoker) -> None:
     answer = await invoker.invoke(("team", "missing"), event("ok"), timeout=10)
 
     assert isinstance(answer, InvokeFailed)
@@ -125,10 +123,10 @@ async def test_an_unknown_function_is_rejected(
 
 
 async def test_no_answer_in_time_is_unreachable(
-    activator: ActivatorStack, invoker: ActivatorInvoker, start_agent: StartAgent
+    activator: Stack, invoker: ActivatorInvoker, start_agent: StartAgent
 ) -> None:
     agent = start_agent({"app.py": HANDLER})
-    key = activator.function({"127.0.0.1": agent.port}, timeout_seconds=10.0)
+    key = activator.function("orders", pods={"127.0.0.1": agent.port}, timeout_seconds=10.0)
 
     answer = await invoker.invoke(key, event("sleep:3"), timeout=0.5)
 

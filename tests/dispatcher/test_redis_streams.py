@@ -28,7 +28,8 @@ from lambdalet.dispatcher.redis_streams import (
     message_of,
 )
 from lambdalet.dispatcher.source import Message, SourceConfigError, SourceError
-from tests.dispatcher.conftest import ActivatorStack, DurableRedis, RedisServer
+from tests.activator.stack import Stack
+from tests.redis_server import DurableRedis, RedisServer
 from tests.runtime.fixtures import StartAgent
 
 STREAM, DLQ, GROUP = "orders", "orders-dlq", "lambdalet"
@@ -438,13 +439,13 @@ def handler(event, context):
 async def test_partial_batch_failures_end_to_end(
     redis_server: RedisServer,
     redis_client: redis.asyncio.Redis,
-    activator: ActivatorStack,
+    activator: Stack,
     start_agent: StartAgent,
     tmp_path: Path,
 ) -> None:
     seen_log = tmp_path / "seen.log"
     agent = start_agent({"app.py": ROBUST_HANDLER}, env={"SEEN_LOG": str(seen_log)})
-    key = activator.function({"127.0.0.1": agent.port})
+    key = activator.function("orders", pods={"127.0.0.1": agent.port})
     bodies = ["fail" if n % 25 == 0 else "fail:1" if n % 7 == 0 else "ok" for n in range(200)]
     pipe = redis_client.pipeline(transaction=False)
     for body in bodies:

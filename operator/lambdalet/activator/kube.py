@@ -18,7 +18,6 @@ import base64
 import binascii
 import logging
 import time
-from collections.abc import Iterable
 from typing import Any
 
 from pydantic import ValidationError
@@ -177,16 +176,10 @@ def _ready_endpoints(obj: Object) -> tuple[FunctionKey, dict[str, int]] | None:
             conditions = endpoint.get("conditions") or {}
             if conditions.get("ready") is False or conditions.get("terminating"):
                 continue
-            for address in _first(endpoint.get("addresses") or ()):
+            # Every address of an endpoint is the same pod; one is enough.
+            for address in (endpoint.get("addresses") or ())[:1]:
                 ready[address] = int(port)
     return (meta.get("namespace", "default"), function), ready
-
-
-def _first(addresses: Iterable[str]) -> Iterable[str]:
-    # Every address of an endpoint is the same pod; one is enough.
-    for address in addresses:
-        yield address
-        return
 
 
 class SecretTokens:
