@@ -70,9 +70,10 @@ def test_chart_installs_an_operator_that_serves_functions(
         )
 
         service = node_cluster.get("service", f"{release}-activator", "-n", system)
-        reply = httpx.get(
-            f"http://{service['spec']['clusterIP']}/fn/{apps}/hello-python/?name=helm", timeout=90
-        )
+        url = f"http://{service['spec']['clusterIP']}/fn/{apps}/hello-python/?name=helm"
+        # kube-proxy programs the new Service a moment after helm --wait returns; until then the
+        # connection is refused (nothing reached the activator, so asking again is safe).
+        reply = wait_for(lambda: httpx.get(url, timeout=90), 30, what="the activator Service")
         assert reply.status_code == 200, reply.text
         assert reply.json()["message"] == "hello, helm"
         wait_for(
