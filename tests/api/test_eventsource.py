@@ -82,12 +82,19 @@ def test_status_parses() -> None:
     manifest["status"] = {
         "conditions": [{"type": "Ready", "status": "False", "reason": "FunctionNotFound"}],
         "assignedReplica": "lambdalet-dispatcher-1",
-        "lastPollTime": "2024-05-01T12:00:00.5Z",
+        "lastScheduleTime": "2024-05-01T12:00:00.5Z",
+        "firing": {
+            "tick": "2024-05-01T12:05:00Z",
+            "replica": "lambdalet-dispatcher-1",
+            "since": "2024-05-01T12:05:00.2Z",
+        },
     }
 
     status = EventSource.model_validate(manifest).status
 
     assert status is not None
     assert status.assigned_replica == "lambdalet-dispatcher-1"
-    assert status.last_poll_time is not None
-    assert status.last_poll_time.microsecond == 500000
+    assert status.last_schedule_time is not None
+    assert status.last_schedule_time.microsecond == 500000
+    assert status.firing is not None
+    assert status.firing.replica == "lambdalet-dispatcher-1"

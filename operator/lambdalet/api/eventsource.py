@@ -335,20 +335,42 @@ class EventSourceSpec(ApiModel):
         return self
 
 
+class ScheduleFiring(StatusModel):
+    """A schedule tick claimed by a dispatcher replica and being fired now."""
+
+    tick: AwareDatetime = Field(description="The tick being fired (RFC 3339).")
+    replica: str = Field(
+        min_length=1, max_length=253, description="Event dispatcher replica firing it."
+    )
+    since: AwareDatetime = Field(description="When the replica claimed the tick (RFC 3339).")
+
+
 class EventSourceStatus(StatusModel):
-    """The observed state of an EventSource, written by the operator only."""
+    """The observed state of an EventSource.
+
+    Two writers, each with its own fields (server-side apply): the operator writes the ``Ready``
+    condition, ``observedGeneration`` and ``assignedReplica``; the event dispatcher replica that
+    runs the source writes the ``Polling`` condition and, for schedules, ``lastScheduleTime``
+    and ``firing``.
+    """
 
     conditions: tuple[Condition, ...] = conditions_field(
-        "Ready: the source is assigned and being polled."
+        "Ready: the source is assigned to a dispatcher and delivering (operator). "
+        "Polling: the dispatcher reaches the source (dispatcher)."
     )
     observed_generation: int | None = Field(
         default=None, ge=0, description="metadata.generation the status was computed from."
     )
     assigned_replica: str | None = Field(
-        default=None, description="Event dispatcher replica that polls this source."
+        default=None, description="Event dispatcher replica that runs this source."
     )
-    last_poll_time: AwareDatetime | None = Field(
-        default=None, description="When the source was last polled (RFC 3339)."
+    last_schedule_time: AwareDatetime | None = Field(
+        default=None,
+        description="The last schedule tick fired (its invocation answered or given up).",
+    )
+    firing: ScheduleFiring | None = Field(
+        default=None,
+        description="A schedule tick claimed and being fired now: no other replica fires it.",
     )
 
 
