@@ -3,6 +3,7 @@
     lambdalet crds [--output DIR] [--check]
     lambdalet operator [--verbose] [--liveness URL]
     lambdalet activator
+    lambdalet dispatcher
 
 A subcommand is a :class:`Command` in :data:`COMMANDS`: how to add its arguments to its parser,
 and what to run. ``main`` returns the exit status, so tests call it directly.
@@ -80,6 +81,12 @@ def _activator(args: argparse.Namespace) -> int:
     return run()
 
 
+def _dispatcher(args: argparse.Namespace) -> int:
+    from lambdalet.dispatcher.main import run
+
+    return run()
+
+
 COMMANDS: Mapping[str, Command] = MappingProxyType(
     {
         "crds": Command(
@@ -96,6 +103,11 @@ COMMANDS: Mapping[str, Command] = MappingProxyType(
             help="run the activator (configuration from LAMBDALET_* environment variables)",
             add_arguments=_no_arguments,
             run=_activator,
+        ),
+        "dispatcher": Command(
+            help="run the event dispatcher (configuration from LAMBDALET_* environment variables)",
+            add_arguments=_no_arguments,
+            run=_dispatcher,
         ),
     }
 )

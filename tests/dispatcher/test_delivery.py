@@ -395,3 +395,26 @@ def test_settings_from_spec() -> None:
 )
 def test_backoff_delay(attempt: int, delay: float) -> None:
     assert backoff_delay(attempt, 0.1, 30.0) == pytest.approx(delay)
+
+
+async def test_health_is_told_on_each_change_not_each_turn(source: FakeSource) -> None:
+    source.add(3)
+    source.fail = {"receive": 2}
+    heard: list[str | None] = []
+
+    async def on_health(error: Exception | None) -> None:
+        heard.append(None if error is None else str(error))
+
+    delivery = Delivery(
+        source,
+        FakeInvoker(source.clock, succeed),
+        settings(backoff_initial=0.5),
+        clock=source.clock,
+        on_health=on_health,
+    )
+    with pytest.raises(Idle):
+        await delivery.run()
+
+    # The same error twice is told once; the recovery once, however many turns follow.
+    assert heard == ["receive failed", None]
+    assert source.states() == {"acked": 3}

@@ -283,3 +283,32 @@ async def test_policy_is_configurable() -> None:
     await run_to_horizon(scheduler(time, invoke, InMemoryLastFired(), policy=policy))
     starts = [(start - T0).total_seconds() for start, _, _ in invoke.calls]
     assert starts == [0, 1, 3, 6, 9]
+
+
+class ClaimedElsewhere(InMemoryLastFired):
+    """Another replica holds the claim on every tick until ``free_at``, then records nothing."""
+
+    def __init__(self, time: SimTime, free_at: datetime) -> None:
+        super().__init__()
+        self.time = time
+        self.free_at = free_at
+        self.refused = 0
+
+    async def claim(self, tick: datetime) -> bool:
+        if self.time.now < self.free_at:
+            self.refused += 1
+            return False
+        return await super().claim(tick)
+
+
+async def test_a_tick_claimed_by_another_replica_is_not_fired_until_the_claim_runs_out() -> None:
+    time = SimTime(T0, until=T0 + 2 * MINUTE)
+    invoke = Invoker(time)
+    store = ClaimedElsewhere(time, free_at=T0 + 30 * SECOND)
+
+    await run_to_horizon(scheduler(time, invoke, store, store_retry=10.0))
+
+    # Refused at 0, 10 and 20 s; the claim ran out at 30 s and the tick fired then, once.
+    assert store.refused == 3
+    assert invoke.fired() == [(T0 + 30 * SECOND, T0)]
+    assert store.tick == T0

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -147,7 +148,11 @@ class Delivery:
         settings: DeliverySettings,
         *,
         clock: Clock | None = None,
+        on_health: Callable[[SourceError | None], Awaitable[None]] | None = None,
     ) -> None:
+        """``on_health`` hears whether the source works: None after the first turn that reached
+        the broker and after a recovery, the error when a turn failed (once per change of
+        error text), e.g. to keep the EventSource's Polling condition."""
         self._source = source
         self._invoker = invoker
         self._settings = settings
@@ -156,6 +161,8 @@ class Delivery:
         self._carry: list[Message] = []  # received, did not fit the last event: next batch
         self._steps: list[Step] = []  # settling still to do for the last batch
         self._stopping = False
+        self._on_health = on_health
+        self._health: str | None = "unknown"  # None: healthy; else the last error's text
         self.stats = DeliveryStats()
 
     def stop(self) -> None:
@@ -182,7 +189,9 @@ class Delivery:
                 try:
                     await self._turn()
                     failures = 0
+                    await self._tell(None)
                 except SourceError as exc:
+                    await self._tell(exc)
                     self.stats.source_errors += 1
                     self._started = False
                     config = isinstance(exc, SourceConfigError)
@@ -201,6 +210,17 @@ class Delivery:
                     await self._clock.sleep(delay)
         finally:
             await self._close()
+
+    async def _tell(self, error: SourceError | None) -> None:
+        health = None if error is None else str(error)
+        if health == self._health or self._on_health is None:
+            self._health = health
+            return
+        self._health = health
+        try:
+            await self._on_health(error)
+        except Exception:
+            log.warning("reporting the health of %s/%s", *self._settings.function, exc_info=True)
 
     async def _turn(self) -> None:
         if not self._started:

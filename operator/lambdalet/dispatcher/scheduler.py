@@ -17,10 +17,15 @@ Firing a tick, the stated policy:
 - A failure (an exception, or no answer within ``invoke_timeout``) is retried with the same event
   after 2 s, then 4 s (``schedule.Policy``: 3 attempts in all), while the retry is within the
   tick's grace and before the next tick; then the loop gives up on the tick with a warning.
+- Before every attempt the tick is *claimed* in the store (``LastFired.claim``, a conditional
+  write): a tick another replica has claimed within the last invocation timeout, or has
+  recorded, is not fired here. Two replicas that both think they own the schedule (a hand-over
+  in progress) therefore fire a tick once, not twice.
 - The tick is recorded in ``last_fired`` after its invocation succeeded or was given up, so
   delivery is at least once: a crash or a hand-over between the invocation and the record makes
-  the next owner fire the tick again, with the same event id (``schedule.event_id``). A tick fires
-  only if it is later than the recorded one, so no owner fires what another has recorded.
+  the next owner fire the tick again once the claim has run out, with the same event id
+  (``schedule.event_id``), if the tick is still within its grace. A tick fires only if it is
+  later than the recorded one, so no owner fires what another has recorded.
 - Without a readable ``last_fired`` nothing fires (it could fire twice): the read is retried after
   ``store_retry`` seconds, and the tick still fires if the store answers within its grace. A
   failed write is logged; this process remembers the tick itself and does not fire it again.
@@ -59,6 +64,11 @@ class LastFired(Protocol):
 
     async def get(self) -> datetime | None: ...
 
+    async def claim(self, tick: datetime) -> bool:
+        """Take ``tick`` for this replica before an attempt to fire it; False when it was
+        recorded already or another replica is firing it (its claim is still fresh)."""
+        ...
+
     async def set(self, tick: datetime) -> None: ...
 
 
@@ -71,6 +81,9 @@ class InMemoryLastFired:
 
     async def get(self) -> datetime | None:
         return self.tick
+
+    async def claim(self, tick: datetime) -> bool:
+        return self.tick is None or tick > self.tick
 
     async def set(self, tick: datetime) -> None:
         self.tick = tick
@@ -130,7 +143,8 @@ class Scheduler:
                     self._policy.grace,
                 )
             if decided.fire is not None:
-                await self._fire(decided.fire)
+                if not await self._fire(decided.fire):
+                    await self._sleep(self._store_retry)
             elif decided.wake_at is None:
                 log.info("%s: the schedule has no further ticks", self._rule.arn)
                 return
@@ -150,11 +164,14 @@ class Scheduler:
             return True, stored or self._fired
         return True, max(stored, self._fired)
 
-    async def _fire(self, tick: datetime) -> None:
+    async def _fire(self, tick: datetime) -> bool:
+        """Fire ``tick`` and record it; False when the store did not let this replica take it."""
         payload = event_payload(self._rule, tick)
         attempts = 0
         while True:
             attempts += 1
+            if not await self._claim(tick):
+                return False
             try:
                 await asyncio.wait_for(self._invoke(payload), self._invoke_timeout)
                 break
@@ -186,3 +203,16 @@ class Scheduler:
             await asyncio.wait_for(self._store.set(tick), self._store_timeout)
         except Exception:
             log.warning("%s: cannot record the tick at %s", self._rule.arn, tick, exc_info=True)
+        return True
+
+    async def _claim(self, tick: datetime) -> bool:
+        try:
+            taken = await asyncio.wait_for(self._store.claim(tick), self._store_timeout)
+        except Exception:
+            log.warning(
+                "%s: cannot claim the tick at %s; not firing", self._rule.arn, tick, exc_info=True
+            )
+            return False
+        if not taken:
+            log.info("%s: the tick at %s is another replica's", self._rule.arn, tick.isoformat())
+        return taken

@@ -40,6 +40,7 @@ PLURALS = {
     "Secret": "secrets",
     "EndpointSlice": "endpointslices",
     "TokenReview": "tokenreviews",
+    "Lease": "leases",
 }
 WATCH_SECONDS = 300
 
@@ -280,6 +281,36 @@ class KubeClient:
             manifest,
             field_manager,
             what=f"apply {manifest['kind']} {namespace}/{name}",
+        )
+
+    async def apply_status(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        *,
+        field_manager: str,
+    ) -> dict[str, Any]:
+        """Server-side apply ``status`` through the status subresource as ``field_manager``.
+
+        Only the fields in ``status`` are claimed: another manager's fields (and its entries of a
+        map-list such as ``conditions``) stay; fields this manager applied before and leaves out
+        now are removed. Raises ``NotFound`` when the object is gone (an apply to a subresource
+        never creates it).
+        """
+        manifest = {
+            "apiVersion": api_version,
+            "kind": kind,
+            "metadata": {"name": name, "namespace": namespace},
+            "status": dict(status),
+        }
+        return await self._apply(
+            resource_path(api_version, kind, namespace, name) + "/status",
+            manifest,
+            field_manager,
+            what=f"apply status of {kind} {namespace}/{name}",
         )
 
     async def apply_scale(

@@ -1,0 +1,414 @@
+"""One runner per EventSource this replica owns: builds its source from the spec and runs it.
+
+Where it sits: the ``supervisor`` starts a runner for every EventSource whose
+``status.assignedReplica`` is this replica (and whose Function exists), stops it when that
+changes, and asks queue runners for their depth. A runner reads the Secrets its spec names when
+it starts (a rotated credential takes effect when the EventSource changes or moves), and keeps
+the EventSource's ``Polling`` condition (``status.SourceStatus``).
+
+    queues (redisStreams, rabbitmq, natsJetStream, sqs)   delivery.Delivery over the source
+    schedule                                              scheduler.Scheduler, the claim and
+                                                          last tick kept in the status
+    s3                                                    minio_setup.ensure: the bucket's
+                                                          events go to this dispatcher's S3
+                                                          receiver (every replica serves it)
+
+Every time a source's in-flight work can take is derived from the Function's timeout: the
+invocation's deadline (``invoker.invoke_timeout``: the activator's cold-start hold, the timeout
+and a margin) and, from it, how long a broker must leave a received message to us (Redis
+reclaim idle time, NATS AckWait, SQS visibility timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from lambdalet.activator.model import FunctionKey, InvokeResult
+from lambdalet.api.eventsource import DeadLetter, DeadLetterType, EventSourceSpec
+from lambdalet.dispatcher import minio_setup, nats, rabbitmq, redis_streams, sqs
+from lambdalet.dispatcher.delivery import Delivery, DeliverySettings, DeliveryStats
+from lambdalet.dispatcher.invoker import ACTIVATOR_HOLD_SECONDS, ActivatorInvoker, invoke_timeout
+from lambdalet.dispatcher.schedule import Rule, ScheduleError, parse
+from lambdalet.dispatcher.scheduler import Scheduler
+from lambdalet.dispatcher.source import Source, SourceConfigError, SourceError
+from lambdalet.dispatcher.status import SourceStatus
+from lambdalet.k8s import KubeClient, KubeError, NotFound
+
+log = logging.getLogger("lambdalet.dispatcher")
+
+RETRY_SETUP_SECONDS = 30.0  # before building a source again after a missing Secret
+S3_RECHECK_SECONDS = 60.0  # between checks that the bucket's notification is still set up
+REDIS_MIN_IDLE = 300.0  # seconds before another consumer's pending entry is taken over
+
+
+class SecretMissing(Exception):
+    """A Secret the EventSource names does not exist or lacks the key."""
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """An EventSource this replica runs, with what its runner needs besides the spec."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    created: datetime
+    spec: EventSourceSpec
+    function_timeout: float  # seconds, the Function's timeoutSeconds
+    stored: dict[str, Any]  # the object as last seen, for the status already written
+
+    @property
+    def function(self) -> FunctionKey:
+        return (self.namespace, self.spec.function.name)
+
+    @property
+    def fingerprint(self) -> tuple[str, int, float]:
+        """What a running runner was built from: a change means a new runner."""
+        return (self.uid, self.generation, self.function_timeout)
+
+
+class Runner(Protocol):
+    kind: str  # queue, schedule, s3: for metrics
+
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    async def depth(self) -> int | None: ...
+
+    def stats(self) -> DeliveryStats | None: ...
+
+
+def webhook_token(key: bytes, namespace: str, name: str, uid: str) -> str:
+    """The bearer token of an S3 EventSource's webhook: derived, so every replica knows it
+    without storing it, and a re-created EventSource (new uid) gets a new one."""
+    digest = hmac.new(key, f"{namespace}/{name}/{uid}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+async def secret_value(client: KubeClient, namespace: str, name: str, key: str) -> str:
+    try:
+        secret = await client.get("v1", "Secret", namespace, name)
+    except NotFound as exc:
+        raise SecretMissing(f"Secret {namespace}/{name} does not exist") from exc
+    raw = (secret.get("data") or {}).get(key)
+    if raw is None:
+        raise SecretMissing(f"Secret {namespace}/{name} has no key {key}")
+    try:
+        return base64.b64decode(raw, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise SecretMissing(f"Secret {namespace}/{name} key {key} is not UTF-8 text") from exc
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every runner shares."""
+
+    client: KubeClient
+    invoker: ActivatorInvoker
+    replica: str
+    s3_url: str | None
+    webhook_key: bytes
+    s3_queue_dir: str | None = None
+    s3_allow_restart: bool = False
+    hold: float = ACTIVATOR_HOLD_SECONDS
+
+
+class _Base:
+    kind = ""
+
+    def __init__(self, context: Context, assignment: Assignment) -> None:
+        self._context = context
+        self._assignment = assignment
+        self._stopping = asyncio.Event()
+        self.status = SourceStatus(
+            context.client,
+            assignment.namespace,
+            assignment.name,
+            replica=context.replica,
+            generation=assignment.generation,
+            stored=assignment.stored,
+        )
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def depth(self) -> int | None:
+        return None
+
+    def stats(self) -> DeliveryStats | None:
+        return None
+
+    async def _report(self, ok: bool, reason: str, message: str) -> None:
+        try:
+            await self.status.polling(ok, reason, message)
+        except KubeError as exc:
+            a = self._assignment
+            log.warning("status of EventSource %s/%s: %s", a.namespace, a.name, exc)
+
+    async def _pause(self, seconds: float) -> bool:
+        """Wait ``seconds`` or until stopped; True when stopped."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+
+class QueueRunner(_Base):
+    """A queue EventSource: a ``Delivery`` over the broker's ``Source``."""
+
+    kind = "queue"
+
+    def __init__(self, context: Context, assignment: Assignment) -> None:
+        super().__init__(context, assignment)
+        self._delivery: Delivery | None = None
+
+    def stop(self) -> None:
+        super().stop()
+        if self._delivery is not None:
+            self._delivery.stop()
+
+    async def depth(self) -> int | None:
+        return None if self._delivery is None else await self._delivery.depth()
+
+    def stats(self) -> DeliveryStats | None:
+        return None if self._delivery is None else self._delivery.stats
+
+    async def run(self) -> None:
+        a = self._assignment
+        settings = DeliverySettings.from_spec(
+            a.spec, a.namespace, function_timeout=a.function_timeout, hold=self._context.hold
+        )
+        while not self._stopping.is_set():
+            try:
+                source = await self._source(settings)
+            except SecretMissing as exc:
+                await self._report(False, "SecretNotFound", str(exc))
+            except SourceConfigError as exc:
+                await self._report(False, "SourceMisconfigured", str(exc))
+            else:
+                self._delivery = Delivery(
+                    source, self._context.invoker, settings, on_health=self._health
+                )
+                if self._stopping.is_set():
+                    self._delivery.stop()
+                await self._delivery.run()
+                return
+            if await self._pause(RETRY_SETUP_SECONDS):
+                return
+
+    async def _health(self, error: SourceError | None) -> None:
+        if error is None:
+            await self._report(True, "Polling", "receiving from the source")
+        elif isinstance(error, SourceConfigError):
+            await self._report(False, "SourceMisconfigured", str(error))
+        else:
+            await self._report(False, "SourceUnavailable", str(error))
+
+    async def _source(self, settings: DeliverySettings) -> Source:
+        a, context = self._assignment, self._context
+        spec = a.spec
+        dead_letter = spec.dead_letter
+        # The longest a received message is in our hands: the batch window, the invocation
+        # (hold + timeout + margin) and the re-invocations of an unanswered batch.
+        held = settings.batch_window + settings.invoke_timeout + settings.failure_hold
+        if spec.redis_streams is not None:
+            block = spec.redis_streams
+            password = None
+            if block.password_secret is not None:
+                selector = block.password_secret
+                password = await secret_value(
+                    context.client, a.namespace, selector.name, selector.key
+                )
+            return redis_streams.RedisStreamsSource.from_spec(
+                block,
+                consumer=context.replica,
+                password=password,
+                dead_letter=dead_letter,
+                min_idle=max(REDIS_MIN_IDLE, held + 30.0),
+            )
+        if spec.rabbitmq is not None:
+            block_r = spec.rabbitmq
+            url = block_r.url
+            if block_r.url_secret is not None:
+                selector = block_r.url_secret
+                url = await secret_value(context.client, a.namespace, selector.name, selector.key)
+            assert url is not None  # the schema requires url or urlSecret
+            return rabbitmq.RabbitMQSource(
+                url,
+                block_r.queue,
+                dead_letter_queue=_target(dead_letter, DeadLetterType.RABBITMQ, "a RabbitMQ"),
+                prefetch=rabbitmq.default_prefetch(spec.batch_size),
+            )
+        if spec.nats_jet_stream is not None:
+            block_n = spec.nats_jet_stream
+            return nats.NatsSource(
+                block_n.url,
+                block_n.stream,
+                subject=block_n.subject,
+                consumer=block_n.consumer or f"lambdalet-{a.namespace}-{a.name}",
+                dead_letter_subject=_target(
+                    dead_letter, DeadLetterType.NATS_JET_STREAM, "a NATS JetStream"
+                ),
+                ack_wait=nats.ack_wait_seconds(
+                    function_timeout=a.function_timeout,
+                    batch_window=settings.batch_window + settings.failure_hold,
+                    hold_timeout=context.hold,
+                ),
+            )
+        if spec.sqs is not None:
+            credentials = None
+            if spec.sqs.credentials_secret is not None:
+                credentials = await aws_credentials(
+                    context.client, a.namespace, spec.sqs.credentials_secret.name
+                )
+            return sqs.SqsSource.from_spec(
+                spec.sqs,
+                visibility_timeout=sqs.visibility_timeout(held),
+                credentials=credentials,
+                dead_letter=dead_letter,
+            )
+        raise SourceConfigError("the EventSource sets no queue")
+
+
+async def aws_credentials(client: KubeClient, namespace: str, secret: str) -> sqs.Credentials:
+    return sqs.Credentials(
+        access_key_id=await secret_value(client, namespace, secret, "AWS_ACCESS_KEY_ID"),
+        secret_access_key=await secret_value(client, namespace, secret, "AWS_SECRET_ACCESS_KEY"),
+    )
+
+
+def _target(dead_letter: DeadLetter | None, kind: DeadLetterType, what: str) -> str | None:
+    if dead_letter is None:
+        return None
+    if dead_letter.type != kind:
+        raise SourceConfigError(
+            f"{what} source dead-letters to a {kind.value} target, not {dead_letter.type.value}"
+        )
+    return dead_letter.target
+
+
+class InvocationFailed(Exception):
+    pass
+
+
+class ScheduleRunner(_Base):
+    """A schedule EventSource: a ``Scheduler`` whose last tick and claim live in the status."""
+
+    kind = "schedule"
+
+    async def run(self) -> None:
+        a = self._assignment
+        assert a.spec.schedule is not None
+        try:
+            timetable = parse(a.spec.schedule.expression, a.spec.schedule.time_zone, a.created)
+        except ScheduleError as exc:
+            await self._report(False, "SourceMisconfigured", str(exc))
+            return
+        scheduler = Scheduler(
+            timetable=timetable,
+            rule=Rule(a.namespace, a.name),
+            invoke=self._invoke,
+            last_fired=self.status,
+            invoke_timeout=invoke_timeout(a.function_timeout, self._context.hold),
+        )
+        await self._report(
+            True,
+            "Polling",
+            f"scheduled: {a.spec.schedule.expression} ({a.spec.schedule.time_zone})",
+        )
+        task = asyncio.create_task(scheduler.run())
+        stopped = asyncio.create_task(self._stopping.wait())
+        try:
+            # Stopping lets an invocation in progress finish (its tick is recorded); a schedule
+            # between ticks is asleep and ends at once.
+            await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            task.cancel()
+            await asyncio.gather(task, stopped, return_exceptions=True)
+
+    async def _invoke(self, payload: bytes) -> None:
+        a = self._assignment
+        answer = await self._context.invoker.invoke(
+            a.function, payload, timeout=invoke_timeout(a.function_timeout, self._context.hold)
+        )
+        if not isinstance(answer, InvokeResult):
+            raise InvocationFailed(f"{answer.kind}: {answer.message}")
+        if answer.failed:
+            raise InvocationFailed(f"function error: {answer.body[:200]!r}")
+
+
+class S3Runner(_Base):
+    """An S3 EventSource: the server sends the bucket's events to this dispatcher."""
+
+    kind = "s3"
+
+    async def run(self) -> None:
+        spec = self._assignment.spec.s3
+        assert spec is not None
+        delay = 1.0
+        while not self._stopping.is_set():
+            try:
+                await self._ensure()
+                await self._report(
+                    True, "Polling", f"notifications of bucket {spec.bucket} are delivered"
+                )
+                # Checked again now and then: a rule or target removed on the server by hand
+                # (or lost with a MinIO that keeps no config) is put back.
+                delay = S3_RECHECK_SECONDS
+            except SecretMissing as exc:
+                await self._report(False, "SecretNotFound", str(exc))
+                delay = RETRY_SETUP_SECONDS
+            except SourceConfigError as exc:
+                await self._report(False, "SourceMisconfigured", str(exc))
+                delay = RETRY_SETUP_SECONDS
+            except SourceError as exc:
+                await self._report(False, "SourceUnavailable", str(exc))
+                delay = min(delay * 2, RETRY_SETUP_SECONDS)
+            if await self._pause(delay):
+                return
+
+    async def _ensure(self) -> None:
+        a, context = self._assignment, self._context
+        spec = a.spec.s3
+        assert spec is not None
+        if not context.s3_url or not context.webhook_key:
+            raise SourceConfigError(
+                "this dispatcher has no S3 endpoint configured (LAMBDALET_DISPATCHER_S3_URL and "
+                "LAMBDALET_DISPATCHER_WEBHOOK_KEY); install the chart's dispatcher"
+            )
+        credentials = None
+        if spec.credentials_secret is not None:
+            credentials = await aws_credentials(
+                context.client, a.namespace, spec.credentials_secret.name
+            )
+        await minio_setup.ensure(
+            spec,
+            namespace=a.namespace,
+            name=a.name,
+            credentials=credentials,
+            url=f"{context.s3_url}/s3/{a.namespace}/{a.name}",
+            token=webhook_token(context.webhook_key, a.namespace, a.name, a.uid),
+            queue_dir=context.s3_queue_dir,
+            allow_restart=context.s3_allow_restart,
+        )
+
+
+def runner_for(context: Context, assignment: Assignment) -> Runner:
+    spec = assignment.spec
+    if spec.schedule is not None:
+        return ScheduleRunner(context, assignment)
+    if spec.s3 is not None:
+        return S3Runner(context, assignment)
+    return QueueRunner(context, assignment)
