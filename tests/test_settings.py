@@ -22,6 +22,7 @@ def test_defaults() -> None:
         activator_url="http://lambdalet-activator.lambdalet-system.svc",
         namespaces=(),
         resync_seconds=300.0,
+        dispatcher_namespace="lambdalet-system",
         autoscaler_port=8082,
         autoscaler_host="",
         autoscaler_tick_seconds=1.0,
@@ -67,6 +68,7 @@ def test_defaults() -> None:
         ("LAMBDALET_AUTOSCALER_STABLE_WINDOW_SECONDS", "6", "autoscaler_stable_window_seconds", 6),
         ("LAMBDALET_AUTOSCALER_PANIC_WINDOW_SECONDS", "2", "autoscaler_panic_window_seconds", 2),
         ("LAMBDALET_AUTOSCALER_PANIC_WINDOW_SECONDS", "1", "autoscaler_panic_window_seconds", 1),
+        ("LAMBDALET_DISPATCHER_NAMESPACE", "events", "dispatcher_namespace", "events"),
     ],
     ids=[
         "image-prefix",
@@ -88,6 +90,7 @@ def test_defaults() -> None:
         "stable-window-as-short-as-panic",
         "panic-window",
         "panic-window-shortest",
+        "dispatcher-namespace",
     ],
 )
 def test_override(variable: str, value: str, field: str, expected: Any) -> None:
@@ -121,6 +124,9 @@ def test_override(variable: str, value: str, field: str, expected: Any) -> None:
         ("LAMBDALET_AUTOSCALER_PANIC_WINDOW_SECONDS", "61"),
         ("LAMBDALET_AUTOSCALER_PANIC_WINDOW_SECONDS", "0.5"),
         ("LAMBDALET_AUTOSCALER_STABLE_WINDOW_SECONDS", "5"),
+        ("LAMBDALET_DISPATCHER_NAMESPACE", ""),
+        ("LAMBDALET_DISPATCHER_NAMESPACE", "Lambdalet-System"),
+        ("LAMBDALET_DISPATCHER_NAMESPACE", "a" * 64),
     ],
 )
 def test_unusable_value_is_a_settings_error(variable: str, value: str) -> None:

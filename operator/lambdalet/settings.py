@@ -16,6 +16,9 @@ Every knob is an environment variable of the operator's Deployment (the Helm cha
                                      entry is a kopf namespace pattern: globs, and comma-joined
                                      exclusions such as "team-*,!team-test" or "!kube-*"
     LAMBDALET_RESYNC_SECONDS         how often every Function is re-checked (default 300)
+    LAMBDALET_DISPATCHER_NAMESPACE   namespace of the event dispatcher replicas, whose Leases
+                                     tell which replicas are live; EventSources are assigned
+                                     among those (default lambdalet-system)
 
 The autoscaler (``lambdalet.autoscaler``), inside the operator process:
 
@@ -35,11 +38,15 @@ The autoscaler (``lambdalet.autoscaler``), inside the operator process:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from lambdalet import __version__
 from lambdalet.api.function import PullPolicy, Runtime
+
+# A namespace name (DNS-1123 label).
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 class SettingsError(ValueError):
@@ -55,6 +62,7 @@ class Settings:
     announce_url: str = "http://lambdalet-activator-peers.lambdalet-system.svc:8081/v1/announce"
     namespaces: tuple[str, ...] = ()
     resync_seconds: float = 300.0
+    dispatcher_namespace: str = "lambdalet-system"
     autoscaler_port: int = 8082
     autoscaler_host: str = ""  # all interfaces
     autoscaler_tick_seconds: float = 1.0
@@ -91,6 +99,14 @@ class Settings:
                 f"LAMBDALET_AUTOSCALER_STABLE_WINDOW_SECONDS, not {panic} (stable: {stable})"
             )
         namespaces = tuple(env.get("LAMBDALET_NAMESPACES", "").split())
+        dispatcher_namespace = env.get(
+            "LAMBDALET_DISPATCHER_NAMESPACE", defaults.dispatcher_namespace
+        ).strip()
+        if not DNS_LABEL.fullmatch(dispatcher_namespace):
+            raise SettingsError(
+                "LAMBDALET_DISPATCHER_NAMESPACE must be a namespace name (lowercase letters, "
+                f"digits and '-', at most 63), not {dispatcher_namespace!r}"
+            )
         return cls(
             runtime_image_prefix=env.get(
                 "LAMBDALET_RUNTIME_IMAGE_PREFIX", defaults.runtime_image_prefix
@@ -101,6 +117,7 @@ class Settings:
             announce_url=env.get("LAMBDALET_ANNOUNCE_URL", defaults.announce_url),
             namespaces=namespaces,
             resync_seconds=resync,
+            dispatcher_namespace=dispatcher_namespace,
             autoscaler_port=port,
             autoscaler_host=env.get("LAMBDALET_AUTOSCALER_HOST", defaults.autoscaler_host),
             autoscaler_tick_seconds=tick,

@@ -35,7 +35,14 @@ from tests.runtime.fixtures import StartAgent
 
 pytestmark = pytest.mark.controlplane
 
-LEASES = "lambdalet-system"
+# The tests play the operator here, but the session's real operator (the ``operator`` fixture
+# other modules start) serves every namespace and assigns EventSources among the Leases of its
+# own dispatcher namespace (lambdalet-system): these replicas keep their Leases elsewhere, so
+# that operator sees none of them and reads these sources as NoDispatcher, and the tests write
+# assignedReplica under a field manager of their own, which the operator's applies (that leave
+# assignedReplica out while no replica is live) do not remove.
+LEASES = "lambdalet-dispatcher-tests"
+ASSIGNER = "test-assigner"
 WAIT = 30.0
 
 HANDLER = """
@@ -137,7 +144,7 @@ async def wait_for(predicate: Callable[[], Awaitable[bool]], what: str) -> None:
 
 
 async def assign(client: KubeClient, namespace: str, name: str, replica: str) -> None:
-    """Write status.assignedReplica as the operator does (its own field manager)."""
+    """Write status.assignedReplica as the operator does (server-side apply on the status)."""
     await client.request(
         "PATCH",
         resource_path("lambdalet.dev/v1alpha1", "EventSource", namespace, name) + "/status",
@@ -149,7 +156,7 @@ async def assign(client: KubeClient, namespace: str, name: str, replica: str) ->
             "status": {"assignedReplica": replica},
         },
         content_type=APPLY,
-        params={"fieldManager": "lambdalet-operator", "force": "true"},
+        params={"fieldManager": ASSIGNER, "force": "true"},
     )
 
 

@@ -88,8 +88,10 @@ def test_webhook_tokens_differ_per_event_source_and_incarnation() -> None:
         webhook_token(key, "other", "uploads", "uid-1"),
         webhook_token(b"x" * 32, "team", "uploads", "uid-1"),
     }
-    assert token not in others and len(others) == 4
-    assert len(token) >= 40 and token.isascii()
+    assert token not in others
+    assert len(others) == 4
+    assert len(token) >= 40
+    assert token.isascii()
 
 
 def test_lease_manifest() -> None:

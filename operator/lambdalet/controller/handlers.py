@@ -1,11 +1,15 @@
-"""kopf wiring: indexes of the children, and event handlers that only queue Functions.
+"""kopf wiring: indexes of the children, and event handlers that only queue Functions and
+EventSources.
 
 Only ``on.event`` handlers and indexes are used: kopf's change handlers, timers and daemons would
-put finalizers and annotations on every Function (writes the operator must not make). A handler
-records the latest Function and puts its key on the work queue; the workers in
-``lambdalet.controller.reconciler`` do the rest. kopf guarantees the indexes are filled from the
-initial listing before any handler runs, so a restarted operator sees every existing child.
-The startup handler also starts the autoscaler (``lambdalet.autoscaler.loop``) and its endpoint.
+put finalizers and annotations on every Function and EventSource (writes the operator must not
+make). A handler records the latest object and puts its key on a work queue; the workers in
+``lambdalet.controller.reconciler`` (Functions) and ``lambdalet.controller.eventsources`` do the
+rest. kopf guarantees the indexes are filled from the initial listing before any handler runs, so
+a restarted operator sees every existing child and every existing Function. A Function created or
+deleted also queues the EventSources that name it. The startup handler also starts the autoscaler
+(``lambdalet.autoscaler.loop``) and its endpoint, and the watch of the event dispatchers' Leases
+(``lambdalet.controller.dispatchers``).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import kopf
 from lambdalet.api.common import GROUP, VERSION
 from lambdalet.autoscaler import api as autoscaler_api
 from lambdalet.autoscaler import loop as autoscaler_loop
-from lambdalet.controller import reconciler
+from lambdalet.controller import dispatchers, eventsources, reconciler
 from lambdalet.controller.children import (
     MANAGED,
     Key,
@@ -29,6 +33,7 @@ from lambdalet.controller.children import (
     deployment_state,
     function_key,
 )
+from lambdalet.controller.eventsources import EventSourceState
 from lambdalet.controller.reconcile import ChildState
 from lambdalet.controller.reconciler import OperatorState
 from lambdalet.controller.status import DeploymentState
@@ -56,6 +61,12 @@ async def function_config_maps(
 ) -> dict[Key, ChildState]:
     key = function_key(namespace, labels)
     return {key: child_state(body)} if key else {}
+
+
+@kopf.index(GROUP, VERSION, "functions")
+async def function_names(namespace: str | None, name: str, **_: Any) -> dict[Key, bool]:
+    """The Functions that exist, for the EventSources that name them."""
+    return {(namespace or "default", name): True}
 
 
 @kopf.on.login()
@@ -103,10 +114,15 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             memo.autoscaler_api = await autoscaler_api.serve(autoscaler, host, port)
         except OSError as exc:  # a port taken is a configuration error: stop, say why
             raise kopf.PermanentError(f"autoscaler endpoint {host}:{port}: {exc}") from exc
+    sources = EventSourceState(settings=state.settings, client=state.client)
+    memo.sources = sources
     memo.tasks = [
         *(asyncio.create_task(reconciler.work(state)) for _ in range(reconciler.WORKERS)),
         asyncio.create_task(reconciler.resync(state)),
         asyncio.create_task(autoscaler.run()),
+        *(asyncio.create_task(eventsources.work(sources)) for _ in range(eventsources.WORKERS)),
+        asyncio.create_task(dispatchers.watch(sources)),
+        asyncio.create_task(dispatchers.expire(sources)),
     ]
 
 
@@ -132,6 +148,10 @@ async def on_function(
         services=kwargs["function_services"],
         config_maps=kwargs["function_config_maps"],
     )
+    sources: EventSourceState = memo.sources
+    sources.functions = kwargs["function_names"]
+    if type != "MODIFIED":  # created, deleted, or listed: the EventSources naming it may care
+        eventsources.function_changed(sources, key)
     if type == "DELETED":
         # Children go with the Function through their ownerReferences.
         state.forget(key)
@@ -149,3 +169,16 @@ async def on_deployment(
     state: OperatorState = memo.state
     if key is not None and key in state.functions:
         state.queue.add(key)
+
+
+@kopf.on.event(GROUP, VERSION, "eventsources")
+async def on_eventsource(
+    type: str, body: kopf.Body, namespace: str | None, name: str, memo: Any, **kwargs: Any
+) -> None:
+    sources: EventSourceState = memo.sources
+    sources.functions = kwargs["function_names"]
+    key = (namespace or "default", name)
+    if type == "DELETED":
+        eventsources.forget(sources, key)
+        return
+    eventsources.track(sources, key, dict(body))

@@ -16,18 +16,19 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
+from lambdalet.controller.membership import (
+    DEFAULT_LEASE_SECONDS,
+    DISPATCHER_LABELS,
+    LEASE_API_VERSION,
+    LEASE_PREFIX,
+)
 from lambdalet.k8s import KubeClient, KubeError, NotFound
 
 log = logging.getLogger("lambdalet.dispatcher")
 
-LEASE_PREFIX = "lambdalet-dispatcher-"
-LEASE_DURATION_SECONDS = 15
+LEASE_DURATION_SECONDS = int(DEFAULT_LEASE_SECONDS)
 RENEW_SECONDS = 5.0
 FIELD_MANAGER = "lambdalet-dispatcher"
-LABELS = {
-    "app.kubernetes.io/part-of": "lambdalet",
-    "app.kubernetes.io/component": "dispatcher",
-}
 
 
 def lease_name(replica: str) -> str:
@@ -37,9 +38,13 @@ def lease_name(replica: str) -> str:
 def lease_manifest(replica: str, namespace: str, now: datetime) -> dict[str, object]:
     stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return {
-        "apiVersion": "coordination.k8s.io/v1",
+        "apiVersion": LEASE_API_VERSION,
         "kind": "Lease",
-        "metadata": {"name": lease_name(replica), "namespace": namespace, "labels": LABELS},
+        "metadata": {
+            "name": lease_name(replica),
+            "namespace": namespace,
+            "labels": dict(DISPATCHER_LABELS),
+        },
         "spec": {
             "holderIdentity": replica,
             "leaseDurationSeconds": LEASE_DURATION_SECONDS,
@@ -75,7 +80,7 @@ class Membership:
     async def leave(self) -> None:
         try:
             await self._client.delete(
-                "coordination.k8s.io/v1", "Lease", self._namespace, lease_name(self._replica)
+                LEASE_API_VERSION, "Lease", self._namespace, lease_name(self._replica)
             )
         except NotFound:
             pass

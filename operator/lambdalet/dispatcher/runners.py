@@ -148,7 +148,12 @@ class _Base:
     def stats(self) -> DeliveryStats | None:
         return None
 
-    async def _report(self, ok: bool, reason: str, message: str) -> None:
+    async def _starting(self) -> None:
+        """Say this replica has the source now: a Polling condition another replica wrote
+        before the source moved here must not stand for this one."""
+        await self._report(None, "Starting", f"event dispatcher {self._context.replica} starts")
+
+    async def _report(self, ok: bool | None, reason: str, message: str) -> None:
         try:
             await self.status.polling(ok, reason, message)
         except KubeError as exc:
@@ -189,6 +194,7 @@ class QueueRunner(_Base):
         settings = DeliverySettings.from_spec(
             a.spec, a.namespace, function_timeout=a.function_timeout, hold=self._context.hold
         )
+        await self._starting()
         while not self._stopping.is_set():
             try:
                 source = await self._source(settings)
@@ -310,6 +316,7 @@ class ScheduleRunner(_Base):
     async def run(self) -> None:
         a = self._assignment
         assert a.spec.schedule is not None
+        await self._starting()
         try:
             timetable = parse(a.spec.schedule.expression, a.spec.schedule.time_zone, a.created)
         except ScheduleError as exc:
@@ -357,6 +364,7 @@ class S3Runner(_Base):
     async def run(self) -> None:
         spec = self._assignment.spec.s3
         assert spec is not None
+        await self._starting()
         delay = 1.0
         while not self._stopping.is_set():
             try:

@@ -12,6 +12,8 @@ conditions live side by side.
 into ``Ready``. It is written when it changes, never per poll.
 
     True   Polling               receiving (queues), subscribed (buckets), scheduled
+    Unknown Starting             the replica took the source over and is starting it (so the
+                                 previous replica's word does not stand for this one's)
     False  SourceUnavailable     the broker or server cannot be reached (retried with backoff)
            SourceMisconfigured   the source's settings cannot work (missing queue, bad
                                  credentials): fix the EventSource or the broker
@@ -43,7 +45,7 @@ MAX_MESSAGE = 1024
 
 @dataclass(frozen=True)
 class Polling:
-    ok: bool
+    ok: bool | None  # None: Unknown (a replica is starting the source)
     reason: str
     message: str
 
@@ -99,8 +101,9 @@ class SourceStatus:
         self._transition: str | None = None
         for condition in status.get("conditions") or ():
             if condition.get("type") == POLLING:
+                stored_status = condition.get("status")
                 self._polling = Polling(
-                    condition.get("status") == "True",
+                    None if stored_status == "Unknown" else stored_status == "True",
                     str(condition.get("reason") or ""),
                     str(condition.get("message") or ""),
                 )
@@ -111,7 +114,7 @@ class SourceStatus:
 
     # -- Polling ----------------------------------------------------------------------------------
 
-    async def polling(self, ok: bool, reason: str, message: str) -> None:
+    async def polling(self, ok: bool | None, reason: str, message: str) -> None:
         """Set the Polling condition; written only when it differs from the last one."""
         value = Polling(ok, reason, message[:MAX_MESSAGE])
         if value == self._polling and self._polling_generation == self._generation:
@@ -179,7 +182,7 @@ class SourceStatus:
             status["conditions"] = [
                 {
                     "type": POLLING,
-                    "status": "True" if self._polling.ok else "False",
+                    "status": {True: "True", False: "False", None: "Unknown"}[self._polling.ok],
                     "reason": self._polling.reason,
                     "message": self._polling.message,
                     "lastTransitionTime": self._transition or _stamp(datetime.now(UTC)),
