@@ -12,12 +12,15 @@ import pytest
 
 from e2e.harness.activator import ActivatorProcess
 from e2e.harness.cluster import REPO, Cluster
+from e2e.harness.dispatcher import DispatcherProcess
 from e2e.harness.operator import OperatorProcess
 from e2e.harness.process import free_port
 
 # The node's address inside its namespace (e2e/cluster/cluster.sh): pods reach processes of the
 # node's namespace there, e.g. the activator's internal port for announcements.
 NODE_IP = "10.200.0.2"
+# Where the dispatchers' Leases live (the chart uses its release namespace).
+DISPATCHER_NAMESPACE = "lambdalet-dispatchers"
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ def operator_on_node(
             "LAMBDALET_NAMESPACES": "!helm-*",
             "LAMBDALET_ACTIVATOR_URL": f"http://127.0.0.1:{activator_ports.public}",
             "LAMBDALET_ANNOUNCE_URL": (f"http://{NODE_IP}:{activator_ports.internal}/v1/announce"),
+            "LAMBDALET_DISPATCHER_NAMESPACE": DISPATCHER_NAMESPACE,
         },
     )
     process.start()
@@ -86,6 +90,42 @@ def activator_on_node(
         env={
             "LAMBDALET_AUTOSCALER_URL": operator_on_node.autoscaler_url,
             "LAMBDALET_ACTIVATOR_HOST": "0.0.0.0",
+        },
+    )
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def dispatcher_on_node(
+    node_cluster: Cluster,
+    operator_on_node: OperatorProcess,
+    activator_on_node: ActivatorProcess,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[DispatcherProcess]:
+    """The event dispatcher as a process in the node's namespace: one replica, invoking through
+    ``activator_on_node``, reporting queue depth to ``operator_on_node``'s autoscaler."""
+    node_cluster.apply(
+        [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DISPATCHER_NAMESPACE}}]
+    )
+    port = free_port()
+    process = DispatcherProcess(
+        node_cluster.kubeconfig,
+        tmp_path_factory.mktemp("dispatcher") / "dispatcher.log",
+        port=port,
+        env={
+            "LAMBDALET_DISPATCHER_NAME": "e2e-dispatcher",
+            "LAMBDALET_DISPATCHER_NAMESPACE": DISPATCHER_NAMESPACE,
+            "LAMBDALET_ACTIVATOR_URL": activator_on_node.url,
+            "LAMBDALET_AUTOSCALER_URL": operator_on_node.autoscaler_url,
+            "LAMBDALET_NAMESPACES": "!helm-*",
+            "LAMBDALET_DISPATCHER_S3_URL": f"http://127.0.0.1:{port}",
+            "LAMBDALET_DISPATCHER_WEBHOOK_KEY": "e2e-webhook-key-0123456789",
+            # The tests' own MinIO: restarting it to load a new webhook target is fine here.
+            "LAMBDALET_DISPATCHER_S3_ALLOW_RESTART": "true",
         },
     )
     process.start()

@@ -21,6 +21,10 @@ if has lifecycle || has e2e; then
     # Built here, with network access; the e2e tier (inside the node's namespace) imports them.
     runtime-images/build.sh
     operator/image/build.sh
+    # The brokers the event-source tests start in the node's namespace: MinIO (built from its Go
+    # module) and ElasticMQ (from Maven Central) are fetched here.
+    $PY/python -c 'from tests.dispatcher import elasticmq_server, minio_server
+minio_server.binary(); elasticmq_server.class_path()'
 fi
 
 if has static; then

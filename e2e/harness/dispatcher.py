@@ -1,0 +1,55 @@
+"""The event dispatcher as a real process, run by e2e tests in the node's network namespace."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+from e2e.harness.process import CliProcess
+from e2e.harness.wait import wait_for
+
+
+class DispatcherProcess(CliProcess):
+    """``lambdalet dispatcher`` in a subprocess; its output goes to ``log_path``."""
+
+    command = "dispatcher"
+
+    def __init__(
+        self,
+        kubeconfig: Path,
+        log_path: Path,
+        *,
+        port: int,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            kubeconfig,
+            log_path,
+            {
+                "LAMBDALET_DISPATCHER_HOST": "127.0.0.1",
+                "LAMBDALET_DISPATCHER_PORT": str(port),
+                **(env or {}),
+            },
+        )
+        self.port = port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> None:
+        super().start()
+        wait_for(self._ready, timeout, what=f"the dispatcher to start ({self.log_path})")
+
+    def _ready(self) -> bool:
+        if self._process is not None and self._process.poll() is not None:
+            raise AssertionError(f"the dispatcher exited:\n{self.log()[-3000:]}")
+        try:
+            return httpx.get(self.url + "/readyz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def metrics(self) -> str:
+        return httpx.get(self.url + "/metrics", timeout=5).text
