@@ -1,7 +1,8 @@
-"""Installing Lambdalet with its Helm chart: the operator and the activator run in the cluster
-under their own least-privilege ServiceAccounts and restricted Pod Security; a Function at zero
-answers its first request through the activator's Service (the chart's operator scales it, its
-pod announces itself to the chart's activator); everything uninstalls cleanly."""
+"""Installing Lambdalet with its Helm chart: the operator, the activator and the event dispatcher
+run in the cluster under their own least-privilege ServiceAccounts and restricted Pod Security; a
+Function at zero answers its first request through the activator's Service (the chart's operator
+scales it, its pod announces itself to the chart's activator); the dispatcher fires a schedule;
+everything uninstalls cleanly."""
 
 from __future__ import annotations
 
@@ -103,6 +104,48 @@ def test_chart_installs_an_operator_that_serves_functions(
             f"--as=system:serviceaccount:{system}:{release}-activator", check=False,
         )  # fmt: skip
         assert may_review.stdout.strip() == "yes"
+
+        # The chart's event dispatcher runs EventSources: the operator assigns this schedule to
+        # its pod (the pod's Lease), which fires the first tick of rate() at once through the
+        # chart's activator and records it.
+        node_cluster.apply(
+            [
+                {
+                    "apiVersion": "lambdalet.dev/v1alpha1",
+                    "kind": "EventSource",
+                    "metadata": {"name": "every-minute"},
+                    "spec": {
+                        "function": {"name": "hello-python"},
+                        "schedule": {"expression": "rate(1 minute)"},
+                    },
+                }
+            ],
+            "-n",
+            apps,
+        )
+        node_cluster.kubectl(
+            "wait", "-n", apps, "evs/every-minute", "--for=condition=Ready", "--timeout=60s"
+        )
+        source = wait_for(
+            lambda: (
+                found
+                if (found := node_cluster.get("eventsource", "every-minute", "-n", apps))[
+                    "status"
+                ].get("lastScheduleTime")
+                else None
+            ),
+            90,
+            what="the first scheduled tick fired and recorded",
+        )
+        assert source["status"]["assignedReplica"].startswith(f"{release}-dispatcher-")
+        ready = {c["type"]: c for c in source["status"]["conditions"]}["Ready"]
+        assert ready["reason"] == "Delivering"
+        dispatcher_may = node_cluster.kubectl(
+            "auth", "can-i", "patch", "eventsources.lambdalet.dev", "--subresource=status",
+            "-n", apps,
+            f"--as=system:serviceaccount:{system}:{release}-dispatcher", check=False,
+        )  # fmt: skip
+        assert dispatcher_may.stdout.strip() == "yes"
     finally:
         node_cluster.helm("uninstall", release, "-n", system, "--wait")
 
