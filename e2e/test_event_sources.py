@@ -328,6 +328,14 @@ def test_s3_notifications_wake_a_function_at_zero(bed: Bed, workdir: Path) -> No
             what="every upload under in/ handled",
         )
         assert "out/ignored.txt" not in bed.handled()  # the prefix filter
+        # Deleting the EventSource takes its rule off the bucket.
+        assert client.get_bucket_notification("uploads").queue_config_list
+        bed.cluster.kubectl("delete", "evs", "uploads", "-n", bed.namespace)
+        wait_for(
+            lambda: not client.get_bucket_notification("uploads").queue_config_list,
+            30,
+            what="the bucket notification removed",
+        )
 
 
 def test_a_schedule_wakes_a_function_at_zero(bed: Bed) -> None:

@@ -13,6 +13,9 @@ namespaces. After each change the supervisor compares what should run here with 
   finish the invocation in progress, for up to ``STOP_SECONDS``; then the task is cancelled (the
   broker redelivers whatever was in flight).
 
+A deleted S3 EventSource's rule and webhook target are taken off the server by the replica that
+ran it (``minio_setup.remove``), best effort.
+
 Every replica serves bucket notifications for every S3 EventSource (the S3 server posts to the
 dispatcher Service, whichever replica answers), so the S3 receiver's bindings follow all of them;
 the bucket's notification setup is the assigned replica's runner.
@@ -37,10 +40,21 @@ from pydantic import ValidationError
 from lambdalet.activator.model import FunctionKey
 from lambdalet.api.common import GROUP, VERSION
 from lambdalet.api.eventsource import EventSource
+from lambdalet.dispatcher import minio_setup
 from lambdalet.dispatcher.delivery import DeliveryStats
-from lambdalet.dispatcher.runners import Assignment, Context, Runner, runner_for, webhook_token
+from lambdalet.dispatcher.runners import (
+    Assignment,
+    Context,
+    Runner,
+    SecretMissing,
+    aws_credentials,
+    runner_for,
+    webhook_token,
+)
 from lambdalet.dispatcher.s3 import DEFAULT_REGION, S3Filter
 from lambdalet.dispatcher.s3_receiver import S3Binding, S3Receiver
+from lambdalet.dispatcher.source import SourceError
+from lambdalet.k8s import KubeError
 from lambdalet.k8s.watch import informer
 from lambdalet.namespaces import served
 
@@ -83,6 +97,7 @@ class Supervisor:
         self._running: dict[Key, _Running] = {}
         self._running_stops: dict[Key, asyncio.Task[None]] = {}  # runners being stopped
         self._stopping_runs: dict[Key, _Running] = {}
+        self._cleanups: set[asyncio.Task[None]] = set()
         # Runners that ended by themselves (a schedule past its last tick, an error): not started
         # again until their EventSource or Function changes.
         self._ended: dict[Key, tuple[str, int, float]] = {}
@@ -119,10 +134,48 @@ class Supervisor:
     def _source_changed(self, kind: str, obj: Object) -> None:
         key = _key(obj)
         if kind == "DELETED" or not self._served(obj):
-            self._sources.pop(key, None)
+            gone = self._sources.pop(key, None)
+            if kind == "DELETED" and gone is not None:
+                self._clean_up(gone)
         else:
             self._sources[key] = obj
         self._reconcile()
+
+    def _clean_up(self, obj: Object) -> None:
+        """A deleted S3 EventSource this replica ran: take its notification rule and webhook
+        target off the server (best effort: without its credentials, e.g. when the whole
+        namespace went, the server keeps them; an unknown target's events then get 404)."""
+        if (obj.get("status") or {}).get("assignedReplica") != self._context.replica:
+            return
+        try:
+            source = EventSource.model_validate(obj)
+        except ValidationError:
+            return
+        if source.spec.s3 is None:
+            return
+        task = asyncio.create_task(self._remove_s3(source))
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+    async def _remove_s3(self, source: EventSource) -> None:
+        spec = source.spec.s3
+        assert spec is not None
+        namespace, name = source.metadata.namespace or "default", source.metadata.name or ""
+        try:
+            credentials = None
+            if spec.credentials_secret is not None:
+                credentials = await aws_credentials(
+                    self._context.client, namespace, spec.credentials_secret.name
+                )
+            await minio_setup.remove(spec, namespace=namespace, name=name, credentials=credentials)
+            log.info("removed the bucket notification of EventSource %s/%s", namespace, name)
+        except (SecretMissing, SourceError, KubeError) as exc:
+            log.warning(
+                "EventSource %s/%s is gone, its bucket notification stays: %s",
+                namespace,
+                name,
+                exc,
+            )
 
     def _sync_functions(self, items: list[Object]) -> None:
         self._timeouts = {_key(item): _timeout(item) for item in items if self._served(item)}
