@@ -69,6 +69,8 @@ def test_defaults() -> None:
         ("LAMBDALET_AUTOSCALER_PANIC_WINDOW_SECONDS", "2", "autoscaler_panic_window_seconds", 2),
         ("LAMBDALET_AUTOSCALER_PANIC_WINDOW_SECONDS", "1", "autoscaler_panic_window_seconds", 1),
         ("LAMBDALET_DISPATCHER_NAMESPACE", "events", "dispatcher_namespace", "events"),
+        ("LAMBDALET_LEADER_ELECTION_NAMESPACE", "ops", "leader_election_namespace", "ops"),
+        ("LAMBDALET_POD_NAME", "operator-7d9f", "identity", "operator-7d9f"),
     ],
     ids=[
         "image-prefix",
@@ -91,6 +93,8 @@ def test_defaults() -> None:
         "panic-window",
         "panic-window-shortest",
         "dispatcher-namespace",
+        "leader-election",
+        "pod-name",
     ],
 )
 def test_override(variable: str, value: str, field: str, expected: Any) -> None:
@@ -127,6 +131,7 @@ def test_override(variable: str, value: str, field: str, expected: Any) -> None:
         ("LAMBDALET_DISPATCHER_NAMESPACE", ""),
         ("LAMBDALET_DISPATCHER_NAMESPACE", "Lambdalet-System"),
         ("LAMBDALET_DISPATCHER_NAMESPACE", "a" * 64),
+        ("LAMBDALET_LEADER_ELECTION_NAMESPACE", "Ops_Team"),
     ],
 )
 def test_unusable_value_is_a_settings_error(variable: str, value: str) -> None:

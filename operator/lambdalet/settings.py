@@ -16,6 +16,11 @@ Every knob is an environment variable of the operator's Deployment (the Helm cha
                                      entry is a kopf namespace pattern: globs, and comma-joined
                                      exclusions such as "team-*,!team-test" or "!kube-*"
     LAMBDALET_RESYNC_SECONDS         how often every Function is re-checked (default 300)
+    LAMBDALET_LEADER_ELECTION_NAMESPACE
+                                     run as one of several replicas: the one holding Lease
+                                     lambdalet-operator in this namespace works, the others wait
+                                     (default: none, a single replica that always works)
+    LAMBDALET_POD_NAME               this replica's name in that Lease (default: host/pid)
     LAMBDALET_DISPATCHER_NAMESPACE   namespace of the event dispatcher replicas, whose Leases
                                      tell which replicas are live; EventSources are assigned
                                      among those (default lambdalet-system)
@@ -63,6 +68,8 @@ class Settings:
     namespaces: tuple[str, ...] = ()
     resync_seconds: float = 300.0
     dispatcher_namespace: str = "lambdalet-system"
+    leader_election_namespace: str | None = None
+    identity: str = ""
     autoscaler_port: int = 8082
     autoscaler_host: str = ""  # all interfaces
     autoscaler_tick_seconds: float = 1.0
@@ -107,6 +114,11 @@ class Settings:
                 "LAMBDALET_DISPATCHER_NAMESPACE must be a namespace name (lowercase letters, "
                 f"digits and '-', at most 63), not {dispatcher_namespace!r}"
             )
+        election = env.get("LAMBDALET_LEADER_ELECTION_NAMESPACE", "").strip() or None
+        if election is not None and not DNS_LABEL.fullmatch(election):
+            raise SettingsError(
+                f"LAMBDALET_LEADER_ELECTION_NAMESPACE must be a namespace name, not {election!r}"
+            )
         return cls(
             runtime_image_prefix=env.get(
                 "LAMBDALET_RUNTIME_IMAGE_PREFIX", defaults.runtime_image_prefix
@@ -118,6 +130,8 @@ class Settings:
             namespaces=namespaces,
             resync_seconds=resync,
             dispatcher_namespace=dispatcher_namespace,
+            leader_election_namespace=election,
+            identity=env.get("LAMBDALET_POD_NAME", ""),
             autoscaler_port=port,
             autoscaler_host=env.get("LAMBDALET_AUTOSCALER_HOST", defaults.autoscaler_host),
             autoscaler_tick_seconds=tick,

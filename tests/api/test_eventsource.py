@@ -25,6 +25,7 @@ def test_delivery_defaults() -> None:
 
     assert spec.batch_size == 10
     assert spec.batch_window_seconds == 0
+    assert spec.max_concurrency == 1
     assert spec.max_retries == 2
     assert spec.dead_letter is None
     assert spec.report_batch_item_failures is False
@@ -67,11 +68,14 @@ def test_invalid_manifest_is_rejected(manifest: dict[str, Any], expected: str) -
 
 
 def test_wire_round_trip() -> None:
-    evs = EventSource.model_validate(event_source(batchSize=50, reportBatchItemFailures=True))
+    evs = EventSource.model_validate(
+        event_source(batchSize=50, maxConcurrency=4, reportBatchItemFailures=True)
+    )
 
     wire = evs.to_wire()
 
     assert wire["spec"]["batchSize"] == 50
+    assert wire["spec"]["maxConcurrency"] == 4
     assert wire["spec"]["reportBatchItemFailures"] is True
     assert wire["spec"]["schedule"] == {"expression": "*/5 * * * *", "timeZone": "UTC"}
     assert EventSource.model_validate(wire) == evs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -182,3 +183,154 @@ def test_classify(
 def test_invoke_timeout_covers_the_hold_and_the_function() -> None:
     assert invoke_timeout(3.0) == 68.0
     assert invoke_timeout(900.0, hold=10.0) == 915.0
+
+
+# -- the HTTP client itself, against a scripted server --------------------------------------------
+
+Script = list[str]  # per request, in arrival order: "ok", "slow" (0.3 s), "close", "garbage"
+
+
+class ScriptedActivator:
+    """A bare HTTP/1.1 server answering each request as the script says; it counts connections
+    and the requests in progress at once."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.busy = 0
+        self.most_busy = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                self.requests.append(head + await reader.readexactly(length))
+                step = self.script[len(self.requests) - 1]
+                if step == "close":
+                    return
+                if step == "garbage":
+                    writer.write(b"NOT HTTP\r\n\r\n")
+                    await writer.drain()
+                    return
+                self.busy += 1
+                self.most_busy = max(self.most_busy, self.busy)
+                if step == "slow":
+                    await asyncio.sleep(0.3)
+                self.busy -= 1
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nx-amzn-RequestId: r%d\r\ncontent-length: 2\r\n\r\n{}"
+                    % len(self.requests)
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def scripted() -> AsyncIterator[tuple[ScriptedActivator, ActivatorInvoker]]:
+    server_side = ScriptedActivator([])
+    server = await asyncio.start_server(server_side.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = ActivatorInvoker(InvokerSettings(f"http://127.0.0.1:{port}/", max_connections=2))
+    yield server_side, client
+    await client.aclose()
+    server.close()
+
+
+async def test_the_request_is_the_invoke_api_call(
+    scripted: tuple[ScriptedActivator, ActivatorInvoker],
+) -> None:
+    server, client = scripted
+    server.script += ["ok"]
+
+    answer = await client.invoke(("team", "orders"), b'{"a": 1}', timeout=5)
+
+    assert answer == InvokeResult(200, b"{}", "r1", None)
+    head, _, body = server.requests[0].partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert lines[0] == "POST /2015-03-31/functions/team:orders/invocations HTTP/1.1"
+    assert set(lines[1:]) >= {
+        "content-type: application/json",
+        "x-amz-invocation-type: RequestResponse",
+        "content-length: 8",
+    }
+    assert body == b'{"a": 1}'
+
+
+async def test_a_kept_alive_connection_closed_before_answering_is_dialled_again(
+    scripted: tuple[ScriptedActivator, ActivatorInvoker],
+) -> None:
+    server, client = scripted
+    server.script += ["ok", "close", "ok"]  # the second request meets a connection going away
+
+    first = await client.invoke(("team", "orders"), b"{}", timeout=5)
+    second = await client.invoke(("team", "orders"), b"{}", timeout=5)
+
+    assert isinstance(first, InvokeResult)
+    assert isinstance(second, InvokeResult)
+    assert second.request_id == "r3"
+    assert server.connections == 2
+
+
+async def test_a_new_connection_closed_before_answering_is_not_tried_again(
+    scripted: tuple[ScriptedActivator, ActivatorInvoker],
+) -> None:
+    server, client = scripted
+    server.script += ["close"]  # the Function may have run: no second try here
+
+    answer = await client.invoke(("team", "orders"), b"{}", timeout=5)
+
+    assert isinstance(answer, InvokeFailed)
+    assert answer.kind == FailureKind.UNREACHABLE
+    assert answer.message.startswith("connection closed by the activator")
+    assert len(server.requests) == 1
+
+
+async def test_a_malformed_answer_is_unreachable(
+    scripted: tuple[ScriptedActivator, ActivatorInvoker],
+) -> None:
+    server, client = scripted
+    server.script += ["garbage"]
+
+    answer = await client.invoke(("team", "orders"), b"{}", timeout=5)
+
+    assert isinstance(answer, InvokeFailed)
+    assert answer.kind == FailureKind.UNREACHABLE
+    assert answer.message.startswith("malformed answer from the activator")
+
+
+async def test_at_most_max_connections_calls_are_in_flight(
+    scripted: tuple[ScriptedActivator, ActivatorInvoker],
+) -> None:
+    server, client = scripted
+    server.script += ["slow"] * 6
+
+    answers = await asyncio.gather(
+        *(client.invoke(("team", "orders"), b"{}", timeout=5) for _ in range(6))
+    )
+
+    assert all(isinstance(a, InvokeResult) for a in answers)
+    assert server.most_busy == 2
+    assert server.connections == 2  # kept alive and reused
+
+
+async def test_waiting_for_a_connection_counts_against_the_timeout(
+    scripted: tuple[ScriptedActivator, ActivatorInvoker],
+) -> None:
+    server, client = scripted
+    server.script += ["slow"] * 3
+
+    answers = await asyncio.gather(
+        *(client.invoke(("team", "orders"), b"{}", timeout=0.2) for _ in range(3))
+    )
+
+    assert [a.message for a in answers if isinstance(a, InvokeFailed)] == [
+        "no answer within 0.2 s: the activator did not answer",
+        "no answer within 0.2 s: the activator did not answer",
+        "no answer within 0.2 s: no free connection",
+    ]

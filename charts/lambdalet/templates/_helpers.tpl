@@ -39,3 +39,36 @@ http://{{ .Release.Name }}-autoscaler.{{ .Release.Namespace }}.svc:8082
 {{- define "lambdalet.dispatcherWebhookKeySecret" -}}
 {{- .Values.dispatcher.webhookKeySecret | default (printf "%s-dispatcher" .Release.Name) }}
 {{- end }}
+
+{{- /* The name of `helm test`'s Function and Pod: <release>-helm-test, or helm-test-<release>
+when the release name starts with a digit (a Function name must start with a letter); at most 60
+characters, as for every Function. */}}
+{{- define "lambdalet.testName" -}}
+{{- $name := printf "%s-helm-test" .Release.Name }}
+{{- if not (regexMatch "^[a-z]" .Release.Name) }}
+{{- $name = printf "helm-test-%s" .Release.Name }}
+{{- end }}
+{{- $name | trunc 60 | trimSuffix "-" }}
+{{- end }}
+
+{{- /* The namespace of `helm test`'s Function: tests.namespace; else one the operator watches,
+the release namespace when it watches all, or the first operator.watchNamespaces entry that is
+a plain name ("team-*" and "a,!b" are patterns). */}}
+{{- define "lambdalet.testNamespace" -}}
+{{- if .Values.tests.namespace }}
+{{- .Values.tests.namespace }}
+{{- else if not .Values.operator.watchNamespaces }}
+{{- .Release.Namespace }}
+{{- else }}
+{{- $plain := list }}
+{{- range .Values.operator.watchNamespaces }}
+{{- if regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" . }}
+{{- $plain = append $plain . }}
+{{- end }}
+{{- end }}
+{{- if not $plain }}
+{{- fail (printf "helm test: operator.watchNamespaces (%s) has only patterns; set tests.namespace to a namespace they match, or tests.enabled: false" (join ", " .Values.operator.watchNamespaces)) }}
+{{- end }}
+{{- first $plain }}
+{{- end }}
+{{- end }}

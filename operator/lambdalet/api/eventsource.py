@@ -295,6 +295,18 @@ class EventSourceSpec(ApiModel):
         strict=True,
         description="Longest a batch is held to fill up before it is delivered.",
     )
+    max_concurrency: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        strict=True,
+        description=(
+            "Batches of this EventSource in flight at once (ScalingConfig.MaximumConcurrency): "
+            "one poller per batch, each holding at most one batch. 1 keeps a queue's order where "
+            "the broker has one; more pollers give more throughput, most of all with small "
+            "batches."
+        ),
+    )
     max_retries: int = Field(
         default=2,
         ge=0,

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
+from typing import Any
 
 # kopf imports the `kubernetes` client library when it is installed, only to recognise its model
 # objects (which the operator never hands to kopf); that import alone costs some 60 MiB.
@@ -20,27 +22,70 @@ import kopf  # noqa: E402
 from kopf._core.engines import peering  # noqa: E402 - kopf exports no public name for it
 
 from lambdalet.controller import handlers  # noqa: E402, F401 - registers the handlers
+from lambdalet.controller.leader import LeaderElector  # noqa: E402
 from lambdalet.controller.reconciler import OperatorState  # noqa: E402
 from lambdalet.k8s import KubeClient, load_connection  # noqa: E402
 from lambdalet.settings import Settings  # noqa: E402
 
 
-async def operate(env: Mapping[str, str], *, liveness: str | None = None) -> None:
+async def operate(env: Mapping[str, str], *, liveness: str | None = None) -> int:
+    """Run the operator; with leader election, only while this replica leads. Returns the exit
+    status: 1 when leadership was lost (the pod restarts as a follower)."""
     settings = Settings.from_env(env)
     client = KubeClient(load_connection(env))
     memo = kopf.Memo(state=OperatorState(settings=settings, client=client))
-    await kopf.operator(
-        memo=memo,
-        # kopf would name itself after the login user, which a pod's bare uid does not have.
-        identity=peering.Identity(f"{socket.gethostname()}/{os.getpid()}"),
-        standalone=True,
-        clusterwide=not settings.namespaces,
-        namespaces=settings.namespaces,
-        liveness_endpoint=liveness,
+    stop: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    elector: LeaderElector | None = None
+    if settings.leader_election_namespace:
+        elector = LeaderElector(
+            KubeClient(load_connection(env)),
+            settings.leader_election_namespace,
+            settings.identity or f"{socket.gethostname()}/{os.getpid()}",
+        )
+        await _until_signalled(elector.acquire())
+    operator = asyncio.create_task(
+        kopf.operator(
+            memo=memo,
+            # kopf would name itself after the login user, which a pod's bare uid does not have.
+            identity=peering.Identity(f"{socket.gethostname()}/{os.getpid()}"),
+            standalone=True,
+            clusterwide=not settings.namespaces,
+            namespaces=settings.namespaces,
+            liveness_endpoint=liveness,
+            stop_flag=stop,
+        )
     )
+    if elector is None:
+        await operator
+        return 0
+    holding = asyncio.create_task(elector.hold())
+    done, _ = await asyncio.wait({operator, holding}, return_when=asyncio.FIRST_COMPLETED)
+    lost = holding in done
+    if lost:
+        stop.set_result(None)  # stop working at once: another replica may lead already
+    holding.cancel()
+    await asyncio.gather(operator, holding, return_exceptions=True)
+    if not lost:
+        await elector.release()
+    return 1 if lost else 0
+
+
+async def _until_signalled(waiting: Coroutine[Any, Any, None]) -> None:
+    """Wait for ``waiting``; SIGTERM / SIGINT while waiting end the process (a follower has
+    nothing to clean up)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(waiting)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        raise SystemExit(0) from None
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
 
 
 def run(*, verbose: bool = False, liveness: str | None = None) -> int:
     kopf.configure(verbose=verbose, log_prefix=True)
-    asyncio.run(operate(os.environ, liveness=liveness))
-    return 0
+    return asyncio.run(operate(os.environ, liveness=liveness))

@@ -1,8 +1,9 @@
 """The delivery loop of one queue EventSource: receive a batch, invoke, settle, repeat.
 
-Where it sits: the dispatcher runs one ``Delivery`` per assigned queue EventSource, with that
-EventSource's ``Source`` (one broker queue), the shared ``invoker`` and ``DeliverySettings`` made
-from the spec. One turn of the loop:
+Where it sits: the dispatcher runs ``maxConcurrency`` of these per assigned queue EventSource
+(``runners.QueueRunner``: one per poller), each with a ``Source`` of its own on the EventSource's
+broker queue, the shared ``invoker`` and ``DeliverySettings`` made from the spec. One turn of the
+loop:
 
 1. gather a batch: one receive of up to ``batchSize`` messages that waits up to
    ``receive_wait`` for the first; with ``batchWindowSeconds`` > 0, receive again until the batch

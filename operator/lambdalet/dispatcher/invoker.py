@@ -2,8 +2,8 @@
 
 Where it sits: ``delivery`` hands over an encoded event; this module POSTs it to
 ``{activator}/2015-03-31/functions/{namespace}:{name}/invocations`` (``RequestResponse``, see
-``lambdalet.activator.app``) over a bounded pool of keep-alive connections (httpx) shared by all
-the dispatcher's loops, and returns either the Function's answer (``InvokeResult``: a result, a
+``lambdalet.activator.app``) over a bounded pool of keep-alive connections shared by all the
+dispatcher's loops, and returns either the Function's answer (``InvokeResult``: a result, a
 function error, an init error) or an ``InvokeFailed`` that ``outcome`` does not count against
 the Function:
 
@@ -16,14 +16,26 @@ the Function:
 
 The timeout of one call is the caller's: the Function's own timeout plus the activator's
 cold-start hold (``invoke_timeout``), so a batch that waits for a pod from zero is not given up
-while the activator still holds it.
+while the activator still holds it. It bounds the whole call: waiting for a free connection,
+connecting, and the exchange.
+
+The HTTP/1.1 client is the activator's approach to its pods (``activator.upstream``): one
+``asyncio.Protocol`` per connection, httptools parsing the answer, the request written as one
+prepared block of bytes, one timer per call. httpx spent about 3x the CPU of the whole activator
+on an invocation (its transport, h11 and anyio layers), which is what bounds small batches
+(benchmarks/dispatcher.py). A kept-alive connection the activator closed while idle (its idle
+timeout, a restart) is dialled afresh once, as long as no byte of an answer came on it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 from dataclasses import dataclass
+from typing import cast
+from urllib.parse import urlsplit
 
-import httpx
+import httptools
 
 from lambdalet.activator.model import FunctionKey, InvokeResult
 from lambdalet.dispatcher.outcome import Answer, FailureKind, InvokeFailed
@@ -31,14 +43,13 @@ from lambdalet.dispatcher.outcome import Answer, FailureKind, InvokeFailed
 INVOKE_PATH = "/2015-03-31/functions/{namespace}:{name}/invocations"
 THROTTLE_STATUSES = frozenset({429, 503, 504})
 CONNECT_TIMEOUT = 5.0  # seconds to open a connection to the activator
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024  # the Invoke API answers at most 6 MB plus an error document
 # The activator's hold timeout for a cold start (ProxyLimits.hold_timeout) and its margin over
 # the Function's timeout for a pod's answer (proxy.EXCHANGE_MARGIN).
 ACTIVATOR_HOLD_SECONDS = 60.0
 ACTIVATOR_EXCHANGE_MARGIN = 5.0
-_HEADERS = {
-    "content-type": "application/json",
-    "x-amz-invocation-type": "RequestResponse",
-}
+# The answer's headers classify() reads; the others are not kept.
+_KEPT_HEADERS = frozenset({"x-amzn-requestid", "x-amz-function-error", "x-amzn-errortype"})
 
 
 def invoke_timeout(function_timeout: float, hold: float = ACTIVATOR_HOLD_SECONDS) -> float:
@@ -55,59 +66,153 @@ class InvokerSettings:
     max_connections: int = 64  # at most this many invocations in flight, all loops together
 
 
-class ActivatorInvoker:
-    """One client of the activator for all delivery loops of a dispatcher.
+class _Broken(Exception):
+    """The exchange failed; ``stale``: a reused connection closed before any answer came."""
 
-    It sends through an httpx transport (httpx's pool of keep-alive connections) rather than an
-    ``httpx.AsyncClient``: the client's layers (cookie jar, redirects, auth, URL merging) are
-    of no use here and cost several times the CPU the activator spends on an invocation, which
-    is what limits small batches (benchmarks/dispatcher.py).
-    """
+    def __init__(self, message: str, *, stale: bool = False) -> None:
+        super().__init__(message)
+        self.stale = stale
+
+
+class _TimedOut(Exception):
+    pass
+
+
+_Response = tuple[int, dict[str, str], bytes]  # status, kept headers, body
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection to the activator; one exchange at a time."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.reused = False  # taken from the idle connections for this exchange
+        self.reusable = False  # the last answer allows another request
+        self._parser = httptools.HttpResponseParser(self)
+        self._waiter: asyncio.Future[_Response] | None = None
+        self._answered = False  # a byte of the current answer has arrived
+        self._headers: dict[str, str] = {}
+        self._body: list[bytes] = []
+        self._size = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        stale = self.reused and not self._answered
+        why = f": {exc}" if exc is not None else ""
+        self._fail(_Broken(f"connection closed by the activator{why}", stale=stale))
+
+    def data_received(self, data: bytes) -> None:
+        self._answered = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(_Broken(f"malformed answer from the activator: {exc}"))
+            self.close()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        key = name.decode("latin-1").lower()
+        if key in _KEPT_HEADERS:
+            self._headers[key] = value.decode("latin-1")
+
+    def on_body(self, body: bytes) -> None:
+        self._size += len(body)
+        if self._size > MAX_RESPONSE_BYTES:
+            self._fail(_Broken(f"answer from the activator exceeds {MAX_RESPONSE_BYTES} bytes"))
+            self.close()
+            return
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        self.reusable = self._parser.should_keep_alive()
+        response = (self._parser.get_status_code(), self._headers, b"".join(self._body))
+        self._headers, self._body, self._size = {}, [], 0
+        if waiter is not None and not waiter.done():
+            waiter.set_result(response)
+
+    def send(self, data: bytes, loop: asyncio.AbstractEventLoop) -> asyncio.Future[_Response]:
+        assert self.transport is not None
+        self.reusable = False
+        self._answered = False
+        self._waiter = loop.create_future()
+        self.transport.write(data)
+        return self._waiter
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def _fail(self, exc: Exception) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
+
+class ActivatorInvoker:
+    """One client of the activator for all delivery loops of a dispatcher (module docstring)."""
 
     def __init__(self, settings: InvokerSettings) -> None:
-        limits = httpx.Limits(
-            max_connections=settings.max_connections,
-            max_keepalive_connections=settings.max_connections,
-        )
-        self._transport = httpx.AsyncHTTPTransport(limits=limits)
-        self._base = settings.activator_url.rstrip("/")
-        self._urls: dict[FunctionKey, httpx.URL] = {}
+        url = urlsplit(settings.activator_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"the activator URL must be http(s)://host[:port]: {url.geturl()}")
+        secure = url.scheme == "https"
+        self._address = (url.hostname, url.port or (443 if secure else 80))
+        self._ssl = ssl.create_default_context() if secure else None
+        self._authority = url.netloc.rpartition("@")[2]
+        self._prefix = url.path.rstrip("/")
+        self._heads: dict[FunctionKey, bytes] = {}  # request line and headers, per Function
+        self._idle: list[_Connection] = []
+        self._slots = asyncio.Semaphore(settings.max_connections)
+        self._closed = False
+        # asyncio.get_running_loop() costs a getpid() system call on every call (Python 3.11).
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def invoke(
         self,
         function: FunctionKey,
         payload: bytes,
         *,
-        timeout: float,  # noqa: ASYNC109 - the HTTP call's deadline, passed to httpx
+        timeout: float,  # noqa: ASYNC109 - a deadline timer on the whole call, not a scope
     ) -> Answer:
         """Invoke ``function`` with ``payload``; never raises for what the activator answers."""
-        url = self._urls.get(function)
-        if url is None:
-            path = INVOKE_PATH.format(namespace=function[0], name=function[1])
-            url = self._urls[function] = httpx.URL(self._base + path)
-        deadline = httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout))
-        request = httpx.Request(
-            "POST",
-            url,
-            content=payload,
-            headers=_HEADERS,
-            extensions={"timeout": deadline.as_dict()},
-        )
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        head = self._heads.get(function) or self._head(function)
+        request = b"%s%d\r\n\r\n%s" % (head, len(payload), payload)
         try:
-            response = await self._transport.handle_async_request(request)
-            try:
-                body = await response.aread()
-            finally:
-                await response.aclose()
-        except httpx.TimeoutException as exc:
+            if self._slots.locked():
+                async with asyncio.timeout_at(deadline):
+                    await self._slots.acquire()
+            else:
+                await self._slots.acquire()  # free: returns without suspending
+        except TimeoutError:
+            return _late(timeout, "no free connection")
+        try:
+            status, headers, body = await self._exchange(request, deadline, loop)
+        except _TimedOut:
+            return _late(timeout, "the activator did not answer")
+        except _Broken as exc:
+            return InvokeFailed(FailureKind.UNREACHABLE, str(exc))
+        except TimeoutError:  # connecting took CONNECT_TIMEOUT (or what was left of timeout)
             return InvokeFailed(
-                FailureKind.UNREACHABLE, f"no answer within {timeout:g} s: {type(exc).__name__}"
+                FailureKind.UNREACHABLE, f"cannot connect to {self._authority}: timed out"
             )
-        except httpx.TransportError as exc:
-            return InvokeFailed(FailureKind.UNREACHABLE, f"{type(exc).__name__}: {exc}")
-        headers = response.headers
+        except OSError as exc:
+            return InvokeFailed(
+                FailureKind.UNREACHABLE, f"cannot connect to {self._authority}: {exc!r}"
+            )
+        finally:
+            self._slots.release()
         return classify(
-            response.status_code,
+            status,
             body,
             request_id=headers.get("x-amzn-requestid", ""),
             function_error=headers.get("x-amz-function-error"),
@@ -115,7 +220,79 @@ class ActivatorInvoker:
         )
 
     async def aclose(self) -> None:
-        await self._transport.aclose()
+        """Close the idle connections; those in use close when their call ends."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+
+    async def _exchange(
+        self, request: bytes, deadline: float, loop: asyncio.AbstractEventLoop
+    ) -> _Response:
+        fresh = False
+        while True:
+            connection = None if fresh else self._take()
+            if connection is None:
+                connection = await self._connect(deadline, loop)
+            waiter = connection.send(request, loop)
+            timer = loop.call_at(deadline, _expire, waiter)
+            try:
+                response = await waiter
+            except _Broken as exc:
+                connection.close()
+                if exc.stale and not fresh:
+                    fresh = True  # nothing was answered: dial anew, once
+                    continue
+                raise
+            except BaseException:
+                connection.close()
+                raise
+            finally:
+                timer.cancel()
+            if connection.reusable and not connection.closed and not self._closed:
+                self._idle.append(connection)  # at most max_connections: one per slot
+            else:
+                connection.close()
+            return response
+
+    def _take(self) -> _Connection | None:
+        idle = self._idle
+        while idle:
+            connection = idle.pop()
+            if not connection.closed:
+                connection.reused = True
+                return connection
+        return None
+
+    async def _connect(self, deadline: float, loop: asyncio.AbstractEventLoop) -> _Connection:
+        host, port = self._address
+        async with asyncio.timeout(min(CONNECT_TIMEOUT, deadline - loop.time())):
+            _, connection = await loop.create_connection(
+                _Connection, host, port, ssl=self._ssl, server_hostname=host if self._ssl else None
+            )
+        return connection
+
+    def _head(self, function: FunctionKey) -> bytes:
+        """The request's bytes up to the Content-Length value, made once per Function."""
+        path = self._prefix + INVOKE_PATH.format(namespace=function[0], name=function[1])
+        head = (
+            f"POST {path} HTTP/1.1\r\n"
+            f"host: {self._authority}\r\n"
+            "content-type: application/json\r\n"
+            "x-amz-invocation-type: RequestResponse\r\n"
+            "content-length: "
+        ).encode()
+        self._heads[function] = head
+        return head
+
+
+def _expire(waiter: asyncio.Future[_Response]) -> None:
+    if not waiter.done():
+        waiter.set_exception(_TimedOut())
+
+
+def _late(timeout: float, what: str) -> InvokeFailed:
+    return InvokeFailed(FailureKind.UNREACHABLE, f"no answer within {timeout:g} s: {what}")
 
 
 def classify(

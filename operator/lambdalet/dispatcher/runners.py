@@ -27,7 +27,8 @@ import binascii
 import hashlib
 import hmac
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -169,25 +170,64 @@ class _Base:
         return True
 
 
+def poller_consumer(replica: str, index: int) -> str:
+    """The broker-side consumer name of poller ``index`` of a queue EventSource on ``replica``:
+    poller 0 keeps the replica's name, so what an earlier life of this replica (or a runner with
+    one poller) left pending is still its own; the others add their index."""
+    return replica if index == 0 else f"{replica}-{index}"
+
+
+def total_stats(stats: Sequence[DeliveryStats]) -> DeliveryStats:
+    """The pollers' counts added up, field by field."""
+    total = DeliveryStats()
+    for one in stats:
+        for item in fields(DeliveryStats):
+            name = item.name
+            setattr(total, name, getattr(total, name) + getattr(one, name))
+    return total
+
+
 class QueueRunner(_Base):
-    """A queue EventSource: a ``Delivery`` over the broker's ``Source``."""
+    """A queue EventSource: ``maxConcurrency`` pollers, each a ``Delivery`` over a ``Source`` of
+    its own (a source is not safe for concurrent receives), all invoking through the shared
+    invoker. Each poller holds at most one batch, so at most ``maxConcurrency`` batches are in
+    flight (and at most the invoker's connections, ``LAMBDALET_MAX_INVOCATIONS``, of all
+    EventSources together at the activator); with one poller a queue's order holds where the
+    broker keeps one.
+
+    Per broker, the pollers of one queue are: Redis Streams, consumers ``poller_consumer`` of
+    the one group (entries a poller that no longer exists left pending, e.g. after
+    ``maxConcurrency`` went down, are reclaimed by the others after their idle time); RabbitMQ,
+    a connection each with its own prefetch of two batches (``rabbitmq.default_prefetch``); NATS
+    JetStream, pull subscribers of the same durable consumer; SQS, independent receivers.
+
+    ``depth`` is poller 0's, not a sum: every poller's source reports the whole queue. RabbitMQ
+    counts into it the messages its own consumer holds (prefetched, unsettled) but cannot tell
+    the other pollers' apart from the queue's ready count, so those are left out: low by at most
+    (N - 1) x prefetch, and only while those pollers are handling a batch, which the activator
+    reports as in flight (a poller's buffer is never the only trace of work). ``stats`` adds
+    the pollers' counts up. The Polling condition follows the pollers' health reports, the
+    latest change winning.
+    """
 
     kind = "queue"
 
     def __init__(self, context: Context, assignment: Assignment) -> None:
         super().__init__(context, assignment)
-        self._delivery: Delivery | None = None
+        self._deliveries: list[Delivery] = []
 
     def stop(self) -> None:
         super().stop()
-        if self._delivery is not None:
-            self._delivery.stop()
+        for delivery in self._deliveries:
+            delivery.stop()
 
     async def depth(self) -> int | None:
-        return None if self._delivery is None else await self._delivery.depth()
+        return await self._deliveries[0].depth() if self._deliveries else None
 
     def stats(self) -> DeliveryStats | None:
-        return None if self._delivery is None else self._delivery.stats
+        if not self._deliveries:
+            return None
+        return total_stats([delivery.stats for delivery in self._deliveries])
 
     async def run(self) -> None:
         a = self._assignment
@@ -197,18 +237,23 @@ class QueueRunner(_Base):
         await self._starting()
         while not self._stopping.is_set():
             try:
-                source = await self._source(settings)
+                sources = await self._sources(settings, a.spec.max_concurrency)
             except SecretMissing as exc:
                 await self._report(False, "SecretNotFound", str(exc))
             except SourceConfigError as exc:
                 await self._report(False, "SourceMisconfigured", str(exc))
             else:
-                self._delivery = Delivery(
-                    source, self._context.invoker, settings, on_health=self._health
-                )
+                self._deliveries = [
+                    Delivery(source, self._context.invoker, settings, on_health=self._health)
+                    for source in sources
+                ]
                 if self._stopping.is_set():
-                    self._delivery.stop()
-                await self._delivery.run()
+                    for delivery in self._deliveries:
+                        delivery.stop()
+                # A poller that fails unexpectedly cancels the others; cancelling cancels all.
+                async with asyncio.TaskGroup() as pollers:
+                    for delivery in self._deliveries:
+                        pollers.create_task(delivery.run())
                 return
             if await self._pause(RETRY_SETUP_SECONDS):
                 return
@@ -221,10 +266,12 @@ class QueueRunner(_Base):
         else:
             await self._report(False, "SourceUnavailable", str(error))
 
-    async def _source(self, settings: DeliverySettings) -> Source:
+    async def _sources(self, settings: DeliverySettings, count: int) -> list[Source]:
+        """``count`` sources of the EventSource's queue, one per poller (Secrets read once)."""
         a, context = self._assignment, self._context
         spec = a.spec
         dead_letter = spec.dead_letter
+        pollers = range(count)
         # The longest a received message is in our hands: the batch window, the invocation
         # (hold + timeout + margin) and the re-invocations of an unanswered batch.
         held = settings.batch_window + settings.invoke_timeout + settings.failure_hold
@@ -236,13 +283,16 @@ class QueueRunner(_Base):
                 password = await secret_value(
                     context.client, a.namespace, selector.name, selector.key
                 )
-            return redis_streams.RedisStreamsSource.from_spec(
-                block,
-                consumer=context.replica,
-                password=password,
-                dead_letter=dead_letter,
-                min_idle=max(REDIS_MIN_IDLE, held + 30.0),
-            )
+            return [
+                redis_streams.RedisStreamsSource.from_spec(
+                    block,
+                    consumer=poller_consumer(context.replica, index),
+                    password=password,
+                    dead_letter=dead_letter,
+                    min_idle=max(REDIS_MIN_IDLE, held + 30.0),
+                )
+                for index in pollers
+            ]
         if spec.rabbitmq is not None:
             block_r = spec.rabbitmq
             url = block_r.url
@@ -250,40 +300,52 @@ class QueueRunner(_Base):
                 selector = block_r.url_secret
                 url = await secret_value(context.client, a.namespace, selector.name, selector.key)
             assert url is not None  # the schema requires url or urlSecret
-            return rabbitmq.RabbitMQSource(
-                url,
-                block_r.queue,
-                dead_letter_queue=_target(dead_letter, DeadLetterType.RABBITMQ, "a RabbitMQ"),
-                prefetch=rabbitmq.default_prefetch(spec.batch_size),
-            )
+            dead_letter_queue = _target(dead_letter, DeadLetterType.RABBITMQ, "a RabbitMQ")
+            return [
+                rabbitmq.RabbitMQSource(
+                    url,
+                    block_r.queue,
+                    dead_letter_queue=dead_letter_queue,
+                    prefetch=rabbitmq.default_prefetch(spec.batch_size),
+                )
+                for _ in pollers
+            ]
         if spec.nats_jet_stream is not None:
             block_n = spec.nats_jet_stream
-            return nats.NatsSource(
-                block_n.url,
-                block_n.stream,
-                subject=block_n.subject,
-                consumer=block_n.consumer or f"lambdalet-{a.namespace}-{a.name}",
-                dead_letter_subject=_target(
-                    dead_letter, DeadLetterType.NATS_JET_STREAM, "a NATS JetStream"
-                ),
-                ack_wait=nats.ack_wait_seconds(
-                    function_timeout=a.function_timeout,
-                    batch_window=settings.batch_window + settings.failure_hold,
-                    hold_timeout=context.hold,
-                ),
+            dead_letter_subject = _target(
+                dead_letter, DeadLetterType.NATS_JET_STREAM, "a NATS JetStream"
             )
+            ack_wait = nats.ack_wait_seconds(
+                function_timeout=a.function_timeout,
+                batch_window=settings.batch_window + settings.failure_hold,
+                hold_timeout=context.hold,
+            )
+            return [
+                nats.NatsSource(
+                    block_n.url,
+                    block_n.stream,
+                    subject=block_n.subject,
+                    consumer=block_n.consumer or f"lambdalet-{a.namespace}-{a.name}",
+                    dead_letter_subject=dead_letter_subject,
+                    ack_wait=ack_wait,
+                )
+                for _ in pollers
+            ]
         if spec.sqs is not None:
             credentials = None
             if spec.sqs.credentials_secret is not None:
                 credentials = await aws_credentials(
                     context.client, a.namespace, spec.sqs.credentials_secret.name
                 )
-            return sqs.SqsSource.from_spec(
-                spec.sqs,
-                visibility_timeout=sqs.visibility_timeout(held),
-                credentials=credentials,
-                dead_letter=dead_letter,
-            )
+            return [
+                sqs.SqsSource.from_spec(
+                    spec.sqs,
+                    visibility_timeout=sqs.visibility_timeout(held),
+                    credentials=credentials,
+                    dead_letter=dead_letter,
+                )
+                for _ in pollers
+            ]
         raise SourceConfigError("the EventSource sets no queue")
 
 

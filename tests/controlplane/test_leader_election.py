@@ -1,0 +1,94 @@
+"""Operator high availability against a real kube-apiserver: of two replicas one works (holds
+Lease lambdalet-operator), the other waits; killing the leader hands over to the other, which
+then does the work; a clean shutdown hands over at once."""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from e2e.harness.cluster import Cluster
+from e2e.harness.operator import OperatorProcess
+from e2e.harness.wait import wait_for
+from tests.controlplane.test_operator import function, wait_ready
+
+pytestmark = pytest.mark.controlplane
+
+
+@pytest.fixture
+def ha_namespace(crds: Cluster) -> Iterator[str]:
+    """A namespace the session's own operator leaves alone (ha-*)."""
+    name = f"ha-{uuid.uuid4().hex[:6]}"
+    crds.kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        crds.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def replica(cluster: Cluster, namespace: str, name: str, logs: Path) -> OperatorProcess:
+    return OperatorProcess(
+        cluster.operator_kubeconfig or cluster.kubeconfig,
+        logs / f"operator-{name}.log",
+        env={
+            "LAMBDALET_NAMESPACES": namespace,
+            "LAMBDALET_LEADER_ELECTION_NAMESPACE": namespace,
+            "LAMBDALET_POD_NAME": name,
+        },
+    )
+
+
+def holder(cluster: Cluster, namespace: str) -> str:
+    lease = cluster.get("lease", "lambdalet-operator", "-n", namespace)
+    return str(lease["spec"].get("holderIdentity") or "")
+
+
+def test_one_replica_works_and_the_other_takes_over(
+    crds: Cluster, ha_namespace: str, tmp_path: Path
+) -> None:
+    ns = ha_namespace
+    a = replica(crds, ns, "replica-a", tmp_path)
+    b = replica(crds, ns, "replica-b", tmp_path)
+    a.start()
+    try:
+        wait_for(lambda: "replica-a leads" in a.log(), 30, what="replica-a to lead")
+        b.start()
+        wait_for(lambda: "replica-b waits: replica-a leads" in b.log(), 30, what="b to wait")
+
+        crds.apply([function("first")], "-n", ns)
+        wait_ready(crds, ns, "first")
+        assert "Handler 'on_function'" in a.log()
+        assert "Handler 'on_function'" not in b.log()  # the follower did nothing
+
+        # The leader dies without a word: the follower takes over once the Lease runs out.
+        killed = time.monotonic()
+        assert a._process is not None
+        a._process.send_signal(signal.SIGKILL)
+        a._process.wait(10)
+        wait_for(lambda: holder(crds, ns) == "replica-b", 40, what="replica-b to take the Lease")
+        took = time.monotonic() - killed
+        assert 10 <= took <= 30, took  # not before the 15 s lease ran out, not much after
+        crds.apply([function("second")], "-n", ns)
+        wait_ready(crds, ns, "second")
+        lease = crds.get("lease", "lambdalet-operator", "-n", ns)
+        assert lease["spec"]["leaseTransitions"] == 1
+
+        # A clean shutdown gives the Lease up: a new replica leads within a retry or two.
+        b.stop()
+        assert holder(crds, ns) == ""
+        c = replica(crds, ns, "replica-c", tmp_path)
+        started = time.monotonic()
+        c.start()
+        try:
+            wait_for(lambda: "replica-c leads" in c.log(), 20, what="replica-c to lead")
+            assert time.monotonic() - started < 10
+        finally:
+            c.stop()
+    finally:
+        a.stop()
+        b.stop()
