@@ -2,6 +2,7 @@
 run in the cluster under their own least-privilege ServiceAccounts and restricted Pod Security; a
 Function at zero answers its first request through the activator's Service (the chart's operator
 scales it, its pod announces itself to the chart's activator); the dispatcher fires a schedule;
+`helm test` invokes a Function; killing the leading operator replica hands over to the other;
 everything uninstalls cleanly."""
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ from e2e.harness.wait import wait_for
 pytestmark = pytest.mark.e2e
 
 CHART = REPO / "charts" / "lambdalet"
+
+
+def lease_holder(cluster: Cluster, namespace: str) -> str:
+    """The operator pod that leads (holds Lease lambdalet-operator)."""
+    lease = cluster.get("lease", "lambdalet-operator", "-n", namespace)
+    return str(lease["spec"]["holderIdentity"])
 
 
 @pytest.fixture
@@ -54,7 +61,7 @@ def test_chart_installs_an_operator_that_serves_functions(
     )  # fmt: skip
     try:
         deployment = node_cluster.get("deployment", f"{release}-operator", "-n", system)
-        assert deployment["status"]["readyReplicas"] == 1
+        assert deployment["status"]["readyReplicas"] == 2  # a leader and a follower
         pod = deployment["spec"]["template"]["spec"]
         assert pod["serviceAccountName"] == f"{release}-operator"
 
@@ -91,7 +98,8 @@ def test_chart_installs_an_operator_that_serves_functions(
             "logs", "-n", system, f"deployment/{release}-activator"
         ).stdout
         assert "announced itself ready" in activator_logs
-        logs = node_cluster.kubectl("logs", "-n", system, f"deployment/{release}-operator").stdout
+        leader = lease_holder(node_cluster, system)
+        logs = node_cluster.kubectl("logs", "-n", system, leader).stdout
         assert f"applied Deployment {apps}/fn-hello-python" in logs
         # Least privilege: the operator's account may not read Secrets.
         can = node_cluster.kubectl(
@@ -146,6 +154,40 @@ def test_chart_installs_an_operator_that_serves_functions(
             f"--as=system:serviceaccount:{system}:{release}-dispatcher", check=False,
         )  # fmt: skip
         assert dispatcher_may.stdout.strip() == "yes"
+
+        # helm test: the chart's own test invokes a Function through the activator.
+        tested = node_cluster.helm("test", release, "-n", system, "--logs", "--timeout", "300s")
+        assert "echoed" in tested.stdout, tested.stdout
+
+        # Operator high availability: the follower takes over when the leader is killed.
+        follower = wait_for(
+            lambda: next(
+                (
+                    pod["metadata"]["name"]
+                    for pod in node_cluster.get(
+                        "pods", "-n", system, "-l", "app.kubernetes.io/component=operator"
+                    )["items"]
+                    if pod["metadata"]["name"] != leader and pod["status"].get("phase") == "Running"
+                ),
+                None,
+            ),
+            60,
+            what="a second operator replica running",
+        )
+        node_cluster.kubectl(
+            "delete", "pod", "-n", system, leader, "--grace-period=0", "--force", "--wait=false"
+        )
+        wait_for(
+            lambda: lease_holder(node_cluster, system) == follower,
+            60,
+            what=f"{follower} to take over from {leader}",
+        )
+        node_cluster.kubectl(
+            "apply", "-n", apps, "-f", str(REPO / "examples" / "hello-node" / "function.yaml")
+        )
+        node_cluster.kubectl(
+            "wait", "-n", apps, "fn/hello-node", "--for=condition=Ready", "--timeout=60s"
+        )
     finally:
         node_cluster.helm("uninstall", release, "-n", system, "--wait")
 

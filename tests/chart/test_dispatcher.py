@@ -206,9 +206,13 @@ def test_operator_reads_the_dispatchers_leases(helm: Helm) -> None:
     assert env_of(container(manifests, operator))["LAMBDALET_DISPATCHER_NAMESPACE"] == NAMESPACE
     role = manifests.get("Role", operator)
     assert role["metadata"]["namespace"] == NAMESPACE
+    # Reads every Lease of the namespace (the dispatchers'); creates and renews only its own.
     assert rules_of(role) == {
-        ("coordination.k8s.io", "leases", verb) for verb in ("get", "list", "watch")
+        ("coordination.k8s.io", "leases", verb)
+        for verb in ("get", "list", "watch", "create", "update")
     }
+    update = [rule for rule in role["rules"] if "update" in rule["verbs"]]
+    assert [rule.get("resourceNames") for rule in update] == [["lambdalet-operator"]]
     binding = manifests.get("RoleBinding", operator)
     assert binding["roleRef"]["name"] == operator
     assert binding["subjects"] == [

@@ -15,7 +15,8 @@ DISPATCHER = f"{RELEASE}-dispatcher"
 
 
 def budgets(manifests: Manifests) -> set[str]:
-    return manifests.names("PodDisruptionBudget")
+    """The activator's and the dispatcher's budgets (the operator's: test_operator_ha.py)."""
+    return manifests.names("PodDisruptionBudget") - {f"{RELEASE}-operator"}
 
 
 def pod_labels(manifests: Manifests, deployment: str) -> dict[str, str]:

@@ -1,7 +1,9 @@
 """Running the operator: configuration from the environment, then kopf's main loop.
 
 ``lambdalet operator`` calls ``run``; the handlers in ``lambdalet.controller.handlers`` register
-themselves with kopf on import.
+themselves with kopf on import. With ``LAMBDALET_LEADER_ELECTION_NAMESPACE`` set, the replica
+first waits to lead (``lambdalet.controller.leader``), answering the liveness probe meanwhile,
+and stops, exiting 1, when it loses the lead.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import socket
 import sys
 from collections.abc import Coroutine, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 # kopf imports the `kubernetes` client library when it is installed, only to recognise its model
 # objects (which the operator never hands to kopf); that import alone costs some 60 MiB.
 sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]
 
 import kopf  # noqa: E402
+from aiohttp import web  # noqa: E402
 from kopf._core.engines import peering  # noqa: E402 - kopf exports no public name for it
 
 from lambdalet.controller import handlers  # noqa: E402, F401 - registers the handlers
@@ -42,7 +46,14 @@ async def operate(env: Mapping[str, str], *, liveness: str | None = None) -> int
             settings.leader_election_namespace,
             settings.identity or f"{socket.gethostname()}/{os.getpid()}",
         )
-        await _until_signalled(elector.acquire())
+        # kopf serves the liveness probe once it runs; a follower answers it itself meanwhile,
+        # so its pod is not restarted for waiting.
+        probe = await _serve_liveness(liveness)
+        try:
+            await _until_signalled(elector.acquire())
+        finally:
+            if probe is not None:
+                await probe.cleanup()
     operator = asyncio.create_task(
         kopf.operator(
             memo=memo,
@@ -84,6 +95,22 @@ async def _until_signalled(waiting: Coroutine[Any, Any, None]) -> None:
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+
+
+async def _serve_liveness(url: str | None) -> web.AppRunner | None:
+    if not url:
+        return None
+    parsed = urlsplit(url)
+
+    async def ok(_: web.Request) -> web.Response:
+        return web.json_response({"following": True})
+
+    app = web.Application()
+    app.router.add_get(parsed.path or "/", ok)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, parsed.hostname, parsed.port or 80).start()
+    return runner
 
 
 def run(*, verbose: bool = False, liveness: str | None = None) -> int:
