@@ -11,6 +11,7 @@ from lambdalet.dispatcher.membership import lease_manifest, lease_name
 from lambdalet.dispatcher.runners import webhook_token
 from lambdalet.dispatcher.settings import DispatcherSettings, SettingsError
 from lambdalet.dispatcher.status import Firing, may_claim
+from lambdalet.dispatcher.supervisor import _auth_secret
 
 T = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 TTL = timedelta(minutes=2)
@@ -110,3 +111,21 @@ def test_lease_manifest() -> None:
         "leaseDurationSeconds": 15,
         "renewTime": "2026-11-22T12:00:00.000005Z",
     }
+
+
+@pytest.mark.parametrize(
+    ("http", "expected"),
+    [
+        (None, None),
+        ({"auth": {"type": "none"}}, None),
+        ({"auth": {"type": "bearer", "secretRef": {"name": "tok"}}}, ("tok", "token")),
+        ({"auth": {"type": "bearer", "secretRef": {"name": "tok", "key": "k"}}}, ("tok", "k")),
+    ],
+)
+def test_the_token_a_function_asks_for(
+    http: dict[str, object] | None, expected: tuple[str, str] | None
+) -> None:
+    spec: dict[str, object] = {"runtime": "python3.11"}
+    if http is not None:
+        spec["http"] = http
+    assert _auth_secret({"spec": spec}) == expected

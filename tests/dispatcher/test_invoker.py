@@ -17,7 +17,7 @@ from lambdalet.dispatcher.invoker import (
     invoke_timeout,
 )
 from lambdalet.dispatcher.outcome import FailureKind, InvokeFailed
-from tests.activator.stack import Stack
+from tests.activator.stack import Stack, StaticTokens, start_stack
 from tests.runtime.fixtures import StartAgent
 
 HANDLER = """
@@ -334,3 +334,39 @@ async def test_waiting_for_a_connection_counts_against_the_timeout(
         "no answer within 0.2 s: the activator did not answer",
         "no answer within 0.2 s: no free connection",
     ]
+
+
+async def test_a_function_that_asks_for_a_bearer_token_gets_it(start_agent: StartAgent) -> None:
+    tokens = StaticTokens({("team", "orders-token", "token"): "first"})
+    stack = await start_stack(tokens=tokens)
+    agent = start_agent({"app.py": HANDLER})
+    key = stack.function(
+        "orders", pods={"127.0.0.1": agent.port}, auth_secret=("orders-token", "token")
+    )
+    current = {"token": "first"}
+
+    async def authorization(function: tuple[str, str]) -> str | None:
+        assert function == key
+        return current["token"]
+
+    anonymous = ActivatorInvoker(InvokerSettings(stack.url))
+    authorised = ActivatorInvoker(InvokerSettings(stack.url), authorization=authorization)
+    try:
+        refused = await anonymous.invoke(key, event("ok"), timeout=10)
+        assert isinstance(refused, InvokeFailed)
+        assert (refused.kind, refused.status) == (FailureKind.REJECTED, 401)
+
+        answer = await authorised.invoke(key, event("ok"), timeout=10)
+        assert isinstance(answer, InvokeResult)
+        assert answer.status == 200
+
+        # A rotated token is sent from the next call on.
+        tokens.tokens = {("team", "orders-token", "token"): "second"}
+        current["token"] = "second"
+        again = await authorised.invoke(key, event("ok"), timeout=10)
+        assert isinstance(again, InvokeResult)
+        assert again.status == 200
+    finally:
+        await anonymous.aclose()
+        await authorised.aclose()
+        await stack.close()

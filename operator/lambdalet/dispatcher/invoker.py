@@ -11,7 +11,8 @@ the Function:
                                                     -> THROTTLED
     502 from the activator itself (x-amzn-ErrorType: the pod's connection broke), a transport
     error, or no answer within the timeout          -> UNREACHABLE
-    any other answer carrying x-amzn-ErrorType (404 no such function, 401, 400, 413)
+    any other answer carrying x-amzn-ErrorType (404 no such function, 400, 413), and 401 / 403
+    (a bearer token missing or wrong)
                                                     -> REJECTED
 
 The timeout of one call is the caller's: the Function's own timeout plus the activator's
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
@@ -39,6 +41,9 @@ import httptools
 
 from lambdalet.activator.model import FunctionKey, InvokeResult
 from lambdalet.dispatcher.outcome import Answer, FailureKind, InvokeFailed
+
+# The bearer token a Function asks its callers for (http.auth), or None.
+Authorization = Callable[[FunctionKey], Awaitable[str | None]]
 
 INVOKE_PATH = "/2015-03-31/functions/{namespace}:{name}/invocations"
 THROTTLE_STATUSES = frozenset({429, 503, 504})
@@ -157,7 +162,11 @@ class _Connection(asyncio.Protocol):
 class ActivatorInvoker:
     """One client of the activator for all delivery loops of a dispatcher (module docstring)."""
 
-    def __init__(self, settings: InvokerSettings) -> None:
+    def __init__(
+        self, settings: InvokerSettings, *, authorization: Authorization | None = None
+    ) -> None:
+        """``authorization`` gives the bearer token a Function asks its callers for (None: it
+        asks for none); it is awaited per call only when given, and should cache."""
         url = urlsplit(settings.activator_url)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"the activator URL must be http(s)://host[:port]: {url.geturl()}")
@@ -166,7 +175,8 @@ class ActivatorInvoker:
         self._ssl = ssl.create_default_context() if secure else None
         self._authority = url.netloc.rpartition("@")[2]
         self._prefix = url.path.rstrip("/")
-        self._heads: dict[FunctionKey, bytes] = {}  # request line and headers, per Function
+        self._heads: dict[FunctionKey, tuple[str | None, bytes]] = {}  # per Function: token, head
+        self._authorization = authorization
         self._idle: list[_Connection] = []
         self._slots = asyncio.Semaphore(settings.max_connections)
         self._closed = False
@@ -185,7 +195,9 @@ class ActivatorInvoker:
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        head = self._heads.get(function) or self._head(function)
+        token = await self._authorization(function) if self._authorization is not None else None
+        known = self._heads.get(function)
+        head = known[1] if known is not None and known[0] == token else self._head(function, token)
         request = b"%s%d\r\n\r\n%s" % (head, len(payload), payload)
         try:
             if self._slots.locked():
@@ -272,17 +284,20 @@ class ActivatorInvoker:
             )
         return connection
 
-    def _head(self, function: FunctionKey) -> bytes:
-        """The request's bytes up to the Content-Length value, made once per Function."""
+    def _head(self, function: FunctionKey, token: str | None) -> bytes:
+        """The request's bytes up to the Content-Length value, made once per Function (and
+        again when its token changes)."""
         path = self._prefix + INVOKE_PATH.format(namespace=function[0], name=function[1])
+        authorization = f"authorization: Bearer {token}\r\n" if token else ""
         head = (
             f"POST {path} HTTP/1.1\r\n"
             f"host: {self._authority}\r\n"
             "content-type: application/json\r\n"
             "x-amz-invocation-type: RequestResponse\r\n"
+            f"{authorization}"
             "content-length: "
         ).encode()
-        self._heads[function] = head
+        self._heads[function] = (token, head)
         return head
 
 
@@ -309,6 +324,8 @@ def classify(
     if error_type is not None:
         kind = FailureKind.UNREACHABLE if status == 502 else FailureKind.REJECTED
         return InvokeFailed(kind, _message(body, error_type), status)
+    if status in (401, 403):  # the activator's bearer-token check answers without an error type
+        return InvokeFailed(FailureKind.REJECTED, _message(body, None), status)
     return InvokeResult(
         status=status, body=body, request_id=request_id, function_error=function_error
     )

@@ -23,6 +23,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from lambdalet.activator.kube import SecretTokens
 from lambdalet.activator.model import FunctionKey, InvokeResult
 from lambdalet.dispatcher.invoker import ActivatorInvoker, InvokerSettings, invoke_timeout
 from lambdalet.dispatcher.membership import Membership
@@ -42,8 +43,18 @@ S3_INVOKE_TIMEOUT = invoke_timeout(60.0)
 async def dispatch(env: Mapping[str, str], *, stop: asyncio.Event | None = None) -> None:
     settings = DispatcherSettings.from_env(env)
     client = KubeClient(load_connection(env), user_agent="lambdalet-dispatcher")
+    tokens = SecretTokens(client)
+    supervisor: Supervisor | None = None
+
+    async def authorization(function: FunctionKey) -> str | None:
+        """A Function with http.auth asks the dispatcher for its token too (the activator
+        checks the Invoke API as it checks HTTP routes); read from its Secret, cached 10 s."""
+        ref = supervisor.auth_secret(function) if supervisor is not None else None
+        return None if ref is None else await tokens.token(function[0], *ref)
+
     invoker = ActivatorInvoker(
-        InvokerSettings(settings.activator_url, max_connections=settings.max_invocations)
+        InvokerSettings(settings.activator_url, max_connections=settings.max_invocations),
+        authorization=authorization,
     )
 
     async def invoke(function: FunctionKey, payload: bytes) -> bool:

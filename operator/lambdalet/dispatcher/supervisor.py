@@ -94,6 +94,7 @@ class Supervisor:
         self._report_seconds = report_seconds
         self._sources: dict[Key, Object] = {}
         self._timeouts: dict[FunctionKey, float] = {}
+        self._auth: dict[FunctionKey, tuple[str, str]] = {}  # bearer token's (Secret, key)
         self._running: dict[Key, _Running] = {}
         self._running_stops: dict[Key, asyncio.Task[None]] = {}  # runners being stopped
         self._stopping_runs: dict[Key, _Running] = {}
@@ -178,16 +179,26 @@ class Supervisor:
             )
 
     def _sync_functions(self, items: list[Object]) -> None:
-        self._timeouts = {_key(item): _timeout(item) for item in items if self._served(item)}
+        served = [item for item in items if self._served(item)]
+        self._timeouts = {_key(item): _timeout(item) for item in served}
+        self._auth = {_key(item): ref for item in served if (ref := _auth_secret(item))}
         self._mark_synced("Function")
 
     def _function_changed(self, kind: str, obj: Object) -> None:
         key = _key(obj)
+        self._auth.pop(key, None)
         if kind == "DELETED" or not self._served(obj):
             self._timeouts.pop(key, None)
         else:
             self._timeouts[key] = _timeout(obj)
+            ref = _auth_secret(obj)
+            if ref is not None:
+                self._auth[key] = ref
         self._reconcile()
+
+    def auth_secret(self, function: FunctionKey) -> tuple[str, str] | None:
+        """The (Secret, key) of the bearer token ``function`` asks for; None: no auth."""
+        return self._auth.get(function)
 
     def _served(self, obj: Object) -> bool:
         return served(obj.get("metadata", {}).get("namespace", "default"), self._namespaces)
@@ -390,6 +401,14 @@ def _key(obj: Object) -> Key:
 def _timeout(obj: Object) -> float:
     value = (obj.get("spec") or {}).get("timeoutSeconds", DEFAULT_TIMEOUT)
     return float(value) if isinstance(value, int | float) else DEFAULT_TIMEOUT
+
+
+def _auth_secret(obj: Object) -> tuple[str, str] | None:
+    auth = ((obj.get("spec") or {}).get("http") or {}).get("auth") or {}
+    ref = auth.get("secretRef") or {}
+    if auth.get("type") != "bearer" or not ref.get("name"):
+        return None
+    return str(ref["name"]), str(ref.get("key") or "token")
 
 
 def _created(meta: dict[str, Any]) -> datetime:
