@@ -3,7 +3,7 @@ run in the cluster under their own least-privilege ServiceAccounts and restricte
 Function at zero answers its first request through the activator's Service (the chart's operator
 scales it, its pod announces itself to the chart's activator); the dispatcher fires a schedule;
 `helm test` invokes a Function; killing the leading operator replica hands over to the other;
-everything uninstalls cleanly."""
+`helm upgrade` rolls a change out while Functions answer; everything uninstalls cleanly."""
 
 from __future__ import annotations
 
@@ -57,6 +57,8 @@ def test_chart_installs_an_operator_that_serves_functions(
         "install", release, str(CHART), "-n", system, "--wait", "--timeout", "120s",
         "--set", "operator.image.pullPolicy=Never",
         "--set", "runtime.pullPolicy=Never",
+        # Namespaced RBAC: Roles in the watched namespace, no cluster-wide read of its objects.
+        "--set", "rbac.namespaced=true",
         "--set", f"operator.watchNamespaces={{{apps}}}",
     )  # fmt: skip
     try:
@@ -188,6 +190,16 @@ def test_chart_installs_an_operator_that_serves_functions(
         node_cluster.kubectl(
             "wait", "-n", apps, "fn/hello-node", "--for=condition=Ready", "--timeout=60s"
         )
+
+        # helm upgrade: a changed value rolls out; Functions keep answering through it.
+        node_cluster.helm(
+            "upgrade", release, str(CHART), "-n", system, "--reuse-values", "--wait",
+            "--timeout", "180s", "--set", "activator.replicas=3",
+        )  # fmt: skip
+        activator = node_cluster.get("deployment", f"{release}-activator", "-n", system)
+        assert activator["status"]["readyReplicas"] == 3
+        reply = wait_for(lambda: httpx.get(url, timeout=90), 30, what="an answer after upgrade")
+        assert reply.status_code == 200, reply.text
     finally:
         node_cluster.helm("uninstall", release, "-n", system, "--wait")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from kopf._cogs.structs.references import match_namespace  # kopf's reading, as the oracle
 
-from lambdalet.namespaces import matches, served
+from lambdalet.namespaces import matches, served, specific
 
 NAMESPACES = (
     "myapp-test", "myapp-live", "myapp-pr-123", "myapp-pr-456", "otherapp-pr-123", "team-a",
@@ -60,3 +60,21 @@ def test_agrees_with_kopf(pattern: str) -> None:
 )
 def test_served_by_any_pattern(namespace: str, patterns: tuple[str, ...], expected: bool) -> None:
     assert served(namespace, patterns) is expected
+
+
+@pytest.mark.parametrize(
+    ("patterns", "expected"),
+    [
+        ((), None),  # every namespace
+        (("team-a",), ("team-a",)),
+        (("team-a", "team-b", "team-a"), ("team-a", "team-b")),
+        (("team-*",), None),
+        (("team-a", "!kube-*"), None),
+        (("team-a,team-b",), None),
+        (("team-?",), None),
+    ],
+)
+def test_specific_names_as_kopf_reads_them(
+    patterns: tuple[str, ...], expected: tuple[str, ...] | None
+) -> None:
+    assert specific(patterns) == expected

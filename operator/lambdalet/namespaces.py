@@ -37,3 +37,12 @@ def matches(namespace: str, pattern: str) -> bool:
 def served(namespace: str, patterns: Sequence[str]) -> bool:
     """Whether a component configured with ``patterns`` serves ``namespace``."""
     return not patterns or any(matches(namespace, pattern) for pattern in patterns)
+
+
+def specific(patterns: Sequence[str]) -> tuple[str, ...] | None:
+    """The namespace names when every pattern is a plain name (no globs, exclusions or lists),
+    as kopf decides it: then a component lists and watches each namespace on its own and needs
+    no cluster-wide permission (the chart's ``rbac.namespaced``). None: watch cluster-wide."""
+    if not patterns or any(set(pattern) & set("*?!,") for pattern in patterns):
+        return None
+    return tuple(dict.fromkeys(patterns))

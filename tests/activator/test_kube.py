@@ -32,7 +32,8 @@ async def test_functions_outside_the_served_namespaces_are_not_served() -> None:
     view = ClusterView(None, proxy, namespaces=("team-*,!team-test",))  # type: ignore[arg-type]
 
     view._sync_functions(
-        [function("team-a", "hello"), function("team-test", "hello"), function("ops", "hello")]
+        None,
+        [function("team-a", "hello"), function("team-test", "hello"), function("ops", "hello")],
     )
     view._function_changed("ADDED", function("team-b", "late"))
     view._function_changed("ADDED", function("elsewhere", "late"))
@@ -42,6 +43,25 @@ async def test_functions_outside_the_served_namespaces_are_not_served() -> None:
     assert proxy.config(("team-test", "hello")) is None
     assert proxy.config(("ops", "hello")) is None
     assert proxy.config(("elsewhere", "late")) is None
+    proxy.close()
+
+
+async def test_a_namespace_listing_replaces_only_that_namespace() -> None:
+    """With plain names the view lists each namespace on its own (no cluster-wide read)."""
+    proxy = Proxy(Pool(), poke=lambda key: None, metrics=Metrics())
+    view = ClusterView(None, proxy, namespaces=("a", "b"))  # type: ignore[arg-type]
+
+    view._sync_functions("a", [function("a", "one"), function("a", "two")])
+    view._sync_functions("b", [function("b", "one")])
+    assert not view.synced.is_set()  # slices not listed yet
+    view._sync_slices("a", [])
+    view._sync_slices("b", [])
+    assert view.synced.is_set()
+    view._sync_functions("a", [function("a", "two")])  # "one" was deleted while unwatched
+
+    assert proxy.config(("a", "one")) is None
+    assert proxy.config(("a", "two")) is not None
+    assert proxy.config(("b", "one")) is not None  # b's listing is not a's business
     proxy.close()
 
 

@@ -36,9 +36,17 @@ class Manifests:
 
     objects: tuple[dict[str, Any], ...]
 
-    def get(self, kind: str, name: str) -> dict[str, Any]:
-        found = [o for o in self.objects if o["kind"] == kind and o["metadata"]["name"] == name]
-        assert len(found) == 1, f"{kind} {name}: rendered {len(found)} times"
+    def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        """The one object of ``kind`` and ``name`` (in ``namespace``, when given)."""
+        found = [
+            o
+            for o in self.objects
+            if o["kind"] == kind
+            and o["metadata"]["name"] == name
+            and namespace in (None, o["metadata"].get("namespace"))
+        ]
+        where = f" in {namespace}" if namespace else ""
+        assert len(found) == 1, f"{kind} {name}{where}: rendered {len(found)} times"
         return found[0]
 
     def names(self, kind: str) -> set[str]:

@@ -53,8 +53,12 @@ characters, as for every Function. */}}
 
 {{- /* The namespace of `helm test`'s Function: tests.namespace; else one the operator watches,
 the release namespace when it watches all, or the first operator.watchNamespaces entry that is
-a plain name ("team-*" and "a,!b" are patterns). */}}
+a plain name ("team-*" and "a,!b" are patterns). With rbac.namespaced, the names are checked
+first, so a pattern fails with the RBAC message whichever template renders first. */}}
 {{- define "lambdalet.testNamespace" -}}
+{{- if .Values.rbac.namespaced }}
+{{- $_ := include "lambdalet.rbac.namespaces" . }}
+{{- end }}
 {{- if .Values.tests.namespace }}
 {{- .Values.tests.namespace }}
 {{- else if not .Values.operator.watchNamespaces }}

@@ -28,8 +28,8 @@ from lambdalet.activator.proxy import Proxy
 from lambdalet.api.common import GROUP, VERSION
 from lambdalet.api.function import Function
 from lambdalet.k8s import KubeClient, KubeError, NotFound
-from lambdalet.k8s.watch import informer
-from lambdalet.namespaces import served
+from lambdalet.k8s.watch import informers
+from lambdalet.namespaces import served, specific
 
 log = logging.getLogger("lambdalet.activator")
 
@@ -53,21 +53,26 @@ class ClusterView:
         # (namespace, slice name) -> (Function, ready ip -> port)
         self._slices: dict[tuple[str, str], tuple[FunctionKey, dict[str, int]]] = {}
         self.synced = asyncio.Event()
-        self._synced_kinds: set[str] = set()
+        # Plain namespace names: one list and watch per namespace (no cluster-wide permission
+        # needed); patterns: cluster-wide, filtered here.
+        self._scopes = specific(namespaces)
+        self._synced_kinds: set[tuple[str, str | None]] = set()
 
     async def run(self) -> None:
         await asyncio.gather(
-            informer(
+            informers(
                 self._client,
                 f"{GROUP}/{VERSION}",
                 "Function",
+                namespaces=self._scopes,
                 on_sync=self._sync_functions,
                 on_change=self._function_changed,
             ),
-            informer(
+            informers(
                 self._client,
                 "discovery.k8s.io/v1",
                 "EndpointSlice",
+                namespaces=self._scopes,
                 label_selector=SLICE_SELECTOR,
                 on_sync=self._sync_slices,
                 on_change=self._slice_changed,
@@ -76,12 +81,14 @@ class ClusterView:
 
     # -- Functions ------------------------------------------------------------------------------
 
-    def _sync_functions(self, items: list[Object]) -> None:
+    def _sync_functions(self, namespace: str | None, items: list[Object]) -> None:
+        """A complete listing of ``namespace`` (None: every namespace)."""
         seen = {key for key in (self._set_function(item) for item in items) if key is not None}
-        for gone in self._functions - seen:
+        listed = {key for key in self._functions if namespace in (None, key[0])}
+        for gone in listed - seen:
             self._proxy.remove(gone)
-        self._functions = seen
-        self._mark_synced("Function")
+        self._functions = (self._functions - listed) | seen
+        self._mark_synced("Function", namespace)
 
     def _function_changed(self, kind: str, obj: Object) -> None:
         if kind == "DELETED":
@@ -115,16 +122,20 @@ class ClusterView:
 
     # -- EndpointSlices ---------------------------------------------------------------------------
 
-    def _sync_slices(self, items: list[Object]) -> None:
-        before = {key for key, _ in self._slices.values()}
-        self._slices = {}
+    def _sync_slices(self, namespace: str | None, items: list[Object]) -> None:
+        """A complete listing of ``namespace``'s slices (None: every namespace)."""
+        listed = {sid for sid in self._slices if namespace in (None, sid[0])}
+        before = {self._slices[sid][0] for sid in listed}
+        for sid in listed:
+            del self._slices[sid]
         for item in items:
             parsed = _ready_endpoints(item)
             if parsed is not None:
                 self._slices[_slice_id(item)] = parsed
-        for key in before | {key for key, _ in self._slices.values()}:
+        now = {key for sid, (key, _) in self._slices.items() if namespace in (None, sid[0])}
+        for key in before | now:
             self._proxy.set_ready(key, self._ready(key))
-        self._mark_synced("EndpointSlice")
+        self._mark_synced("EndpointSlice", namespace)
 
     def _slice_changed(self, kind: str, obj: Object) -> None:
         slice_id = _slice_id(obj)
@@ -145,9 +156,12 @@ class ClusterView:
                 ready.update(addresses)
         return ready
 
-    def _mark_synced(self, kind: str) -> None:
-        self._synced_kinds.add(kind)
-        if self._synced_kinds >= {"Function", "EndpointSlice"}:
+    def _mark_synced(self, kind: str, namespace: str | None) -> None:
+        self._synced_kinds.add((kind, namespace))
+        scopes: tuple[str | None, ...] = self._scopes or (None,)
+        if all(
+            (k, ns) in self._synced_kinds for k in ("Function", "EndpointSlice") for ns in scopes
+        ):
             self.synced.set()
 
 

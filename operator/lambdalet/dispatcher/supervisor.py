@@ -55,8 +55,8 @@ from lambdalet.dispatcher.s3 import DEFAULT_REGION, S3Filter
 from lambdalet.dispatcher.s3_receiver import S3Binding, S3Receiver
 from lambdalet.dispatcher.source import SourceError
 from lambdalet.k8s import KubeError
-from lambdalet.k8s.watch import informer
-from lambdalet.namespaces import served
+from lambdalet.k8s.watch import informers
+from lambdalet.namespaces import served, specific
 
 log = logging.getLogger("lambdalet.dispatcher")
 
@@ -103,7 +103,10 @@ class Supervisor:
         # again until their EventSource or Function changes.
         self._ended: dict[Key, tuple[str, int, float]] = {}
         self._bound: set[Key] = set()
-        self._synced: set[str] = set()
+        self._synced: set[tuple[str, str | None]] = set()
+        # Plain namespace names: one list and watch per namespace (the chart's rbac.namespaced
+        # grants no cluster-wide read); patterns: cluster-wide, filtered here.
+        self._scopes = specific(namespaces)
         self.synced = asyncio.Event()
         self._stopping = False
 
@@ -111,26 +114,30 @@ class Supervisor:
 
     async def run(self) -> None:
         await asyncio.gather(
-            informer(
+            informers(
                 self._context.client,
                 f"{GROUP}/{VERSION}",
                 "EventSource",
+                namespaces=self._scopes,
                 on_sync=self._sync_sources,
                 on_change=self._source_changed,
             ),
-            informer(
+            informers(
                 self._context.client,
                 f"{GROUP}/{VERSION}",
                 "Function",
+                namespaces=self._scopes,
                 on_sync=self._sync_functions,
                 on_change=self._function_changed,
             ),
             self._report_depths(),
         )
 
-    def _sync_sources(self, items: list[Object]) -> None:
-        self._sources = {_key(item): item for item in items if self._served(item)}
-        self._mark_synced("EventSource")
+    def _sync_sources(self, namespace: str | None, items: list[Object]) -> None:
+        """A complete listing of ``namespace`` (None: every namespace)."""
+        self._sources = {k: v for k, v in self._sources.items() if namespace not in (None, k[0])}
+        self._sources.update((_key(item), item) for item in items if self._served(item))
+        self._mark_synced("EventSource", namespace)
 
     def _source_changed(self, kind: str, obj: Object) -> None:
         key = _key(obj)
@@ -178,11 +185,18 @@ class Supervisor:
                 exc,
             )
 
-    def _sync_functions(self, items: list[Object]) -> None:
+    def _sync_functions(self, namespace: str | None, items: list[Object]) -> None:
+        """A complete listing of ``namespace`` (None: every namespace)."""
+
+        def elsewhere(key: FunctionKey) -> bool:
+            return namespace not in (None, key[0])
+
         served = [item for item in items if self._served(item)]
-        self._timeouts = {_key(item): _timeout(item) for item in served}
-        self._auth = {_key(item): ref for item in served if (ref := _auth_secret(item))}
-        self._mark_synced("Function")
+        self._timeouts = {k: v for k, v in self._timeouts.items() if elsewhere(k)}
+        self._timeouts.update((_key(item), _timeout(item)) for item in served)
+        self._auth = {k: v for k, v in self._auth.items() if elsewhere(k)}
+        self._auth.update((_key(item), ref) for item in served if (ref := _auth_secret(item)))
+        self._mark_synced("Function", namespace)
 
     def _function_changed(self, kind: str, obj: Object) -> None:
         key = _key(obj)
@@ -203,11 +217,12 @@ class Supervisor:
     def _served(self, obj: Object) -> bool:
         return served(obj.get("metadata", {}).get("namespace", "default"), self._namespaces)
 
-    def _mark_synced(self, kind: str) -> None:
-        self._synced.add(kind)
-        if self._synced >= {"EventSource", "Function"}:
+    def _mark_synced(self, kind: str, namespace: str | None) -> None:
+        self._synced.add((kind, namespace))
+        scopes: tuple[str | None, ...] = self._scopes or (None,)
+        if all((k, ns) in self._synced for k in ("EventSource", "Function") for ns in scopes):
             self.synced.set()
-            self._reconcile()
+        self._reconcile()
 
     # -- runners ----------------------------------------------------------------------------------
 

@@ -96,3 +96,45 @@ async def _watch(
         if kind_of_event != "BOOKMARK":
             on_change(kind_of_event, obj)
     return version
+
+
+async def informers(
+    client: KubeClient,
+    api_version: str,
+    kind: str,
+    *,
+    namespaces: tuple[str, ...] | None,
+    on_sync: Callable[[str | None, list[Object]], None],
+    on_change: Callable[[str, Object], None],
+    label_selector: str | None = None,
+) -> None:
+    """``informer`` over the whole cluster (``namespaces`` None) or one per named namespace;
+    ``on_sync`` learns which namespace a complete listing is of (None: all of them)."""
+    if namespaces is None:
+        await informer(
+            client,
+            api_version,
+            kind,
+            on_sync=lambda items: on_sync(None, items),
+            on_change=on_change,
+            label_selector=label_selector,
+        )
+        return
+
+    def synced(namespace: str) -> Callable[[list[Object]], None]:
+        return lambda items: on_sync(namespace, items)
+
+    await asyncio.gather(
+        *(
+            informer(
+                client,
+                api_version,
+                kind,
+                on_sync=synced(namespace),
+                on_change=on_change,
+                label_selector=label_selector,
+                namespace=namespace,
+            )
+            for namespace in namespaces
+        )
+    )
