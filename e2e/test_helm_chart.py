@@ -22,6 +22,16 @@ pytestmark = pytest.mark.e2e
 CHART = REPO / "charts" / "lambdalet"
 
 
+def autoscaler_pods(cluster: Cluster, namespace: str, release: str) -> list[str]:
+    """The pods behind the autoscaler Service: the leading operator replica's alone."""
+    endpoints = cluster.get("endpoints", f"{release}-autoscaler", "-n", namespace)
+    return [
+        address["targetRef"]["name"]
+        for subset in endpoints.get("subsets") or []
+        for address in subset.get("addresses") or []
+    ]
+
+
 def lease_holder(cluster: Cluster, namespace: str) -> str:
     """The operator pod that leads (holds Lease lambdalet-operator)."""
     lease = cluster.get("lease", "lambdalet-operator", "-n", namespace)
@@ -86,16 +96,21 @@ def test_chart_installs_an_operator_that_serves_functions(
         reply = wait_for(lambda: httpx.get(url, timeout=90), 30, what="the activator Service")
         assert reply.status_code == 200, reply.text
         assert reply.json()["message"] == "hello, helm"
-        wait_for(
-            lambda: (
-                node_cluster.get("function", "hello-python", "-n", apps)["status"].get(
-                    "readyReplicas"
-                )
-                == 1
-            ),
-            30,
-            what="status to show the instance the first request started",
-        )
+
+        def one_ready() -> bool:
+            status = node_cluster.get("function", "hello-python", "-n", apps)["status"]
+            seen.append(status)
+            return bool(status.get("readyReplicas"))
+
+        seen: list[dict[str, object]] = []
+        try:
+            wait_for(one_ready, 30, what="status to show the instance the first request started")
+        except AssertionError as exc:
+            deployment = node_cluster.get("deployment", "fn-hello-python", "-n", apps)
+            raise AssertionError(
+                f"{exc}\nFunction status: {seen[-1:]}\nDeployment: {deployment.get('status')}"
+                f"\nspec.replicas: {deployment['spec'].get('replicas')}"
+            ) from exc
         activator_logs = node_cluster.kubectl(
             "logs", "-n", system, f"deployment/{release}-activator"
         ).stdout
@@ -176,6 +191,11 @@ def test_chart_installs_an_operator_that_serves_functions(
             60,
             what="a second operator replica running",
         )
+        wait_for(
+            lambda: autoscaler_pods(node_cluster, system, release) == [leader],
+            30,
+            what="the autoscaler Service to route to the leader alone",
+        )
         node_cluster.kubectl(
             "delete", "pod", "-n", system, leader, "--grace-period=0", "--force", "--wait=false"
         )
@@ -183,6 +203,11 @@ def test_chart_installs_an_operator_that_serves_functions(
             lambda: lease_holder(node_cluster, system) == follower,
             60,
             what=f"{follower} to take over from {leader}",
+        )
+        wait_for(
+            lambda: autoscaler_pods(node_cluster, system, release) == [follower],
+            30,
+            what="the autoscaler Service to route to the new leader",
         )
         node_cluster.kubectl(
             "apply", "-n", apps, "-f", str(REPO / "examples" / "hello-node" / "function.yaml")

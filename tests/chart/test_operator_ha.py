@@ -1,5 +1,6 @@
 """The operator in the chart: two replicas, one leader (Lease lambdalet-operator), a rolling
-update that starts the new pod as a follower, and a disruption budget."""
+update that starts the new pod as a follower, and the autoscaler Service selecting the leader's
+pod alone (the leader labels it; a follower serves no autoscaler port)."""
 
 from __future__ import annotations
 
@@ -21,13 +22,8 @@ def test_two_replicas_elect_a_leader(helm: Helm) -> None:
     }
     assert env["LAMBDALET_LEADER_ELECTION_NAMESPACE"] == NAMESPACE
     assert env["LAMBDALET_POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
-    budget = manifests.get("PodDisruptionBudget", OPERATOR)
-    assert budget["spec"]["minAvailable"] == 1
-    labels = deployment["spec"]["template"]["metadata"]["labels"]
-    assert budget["spec"]["selector"]["matchLabels"].items() <= labels.items()
-
-
-def test_a_single_replica_has_no_budget(helm: Helm) -> None:
-    manifests = helm.template({"operator": {"replicas": 1}})
-    assert manifests.get("Deployment", OPERATOR)["spec"]["replicas"] == 1
-    assert OPERATOR not in manifests.names("PodDisruptionBudget")
+    service = manifests.get("Service", f"{RELEASE}-autoscaler")
+    assert service["spec"]["selector"]["lambdalet.dev/operator-role"] == "leader"
+    assert service["spec"]["selector"].items() - {("lambdalet.dev/operator-role", "leader")} <= (
+        deployment["spec"]["template"]["metadata"]["labels"].items()
+    )

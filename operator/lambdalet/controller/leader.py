@@ -29,12 +29,33 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lambdalet.k8s import KubeClient, KubeError, NotFound
-from lambdalet.k8s.client import resource_path
+from lambdalet.k8s.client import MERGE, resource_path
 
 log = logging.getLogger("lambdalet.leader")
 
 LEASE_NAME = "lambdalet-operator"
 API_VERSION = "coordination.k8s.io/v1"
+# On the leader's own pod: the autoscaler Service selects it, so the activators' pokes and
+# reports reach the replica that runs the autoscaler (a follower serves no autoscaler port).
+LEADER_LABEL = "lambdalet.dev/operator-role"
+
+
+async def label_pod(client: KubeClient, namespace: str, pod: str, *, leading: bool) -> None:
+    """Set (``leading``) or remove this replica's leader label on its own pod. Removed first
+    thing at every start: a container restarted after losing the lead keeps its pod's labels."""
+    labels = {LEADER_LABEL: "leader" if leading else None}
+    try:
+        await client.request(
+            "PATCH",
+            resource_path("v1", "Pod", namespace, pod),
+            what=f"label pod {namespace}/{pod}",
+            json={"metadata": {"labels": labels}},
+            content_type=MERGE,
+        )
+    except NotFound:
+        log.info("no pod %s/%s to label (not running in a pod of that name)", namespace, pod)
+    except KubeError as exc:
+        log.warning("labelling pod %s/%s: %s", namespace, pod, exc)
 
 
 @dataclass(frozen=True)

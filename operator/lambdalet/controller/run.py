@@ -26,7 +26,7 @@ from aiohttp import web  # noqa: E402
 from kopf._core.engines import peering  # noqa: E402 - kopf exports no public name for it
 
 from lambdalet.controller import handlers  # noqa: E402, F401 - registers the handlers
-from lambdalet.controller.leader import LeaderElector  # noqa: E402
+from lambdalet.controller.leader import LeaderElector, label_pod  # noqa: E402
 from lambdalet.controller.reconciler import OperatorState  # noqa: E402
 from lambdalet.k8s import KubeClient, load_connection  # noqa: E402
 from lambdalet.settings import Settings  # noqa: E402
@@ -49,8 +49,13 @@ async def operate(env: Mapping[str, str], *, liveness: str | None = None) -> int
         # kopf serves the liveness probe once it runs; a follower answers it itself meanwhile,
         # so its pod is not restarted for waiting.
         probe = await _serve_liveness(liveness)
+        namespace, pod = settings.leader_election_namespace, settings.identity
         try:
+            if pod:  # in a pod named so: its label routes the autoscaler Service
+                await label_pod(client, namespace, pod, leading=False)
             await _until_signalled(elector.acquire())
+            if pod:
+                await label_pod(client, namespace, pod, leading=True)
         finally:
             if probe is not None:
                 await probe.cleanup()
