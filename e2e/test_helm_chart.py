@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+import yaml
 
 from e2e.harness.cluster import REPO, Cluster
 from e2e.harness.wait import wait_for
@@ -216,15 +217,36 @@ def test_chart_installs_an_operator_that_serves_functions(
             "wait", "-n", apps, "fn/hello-node", "--for=condition=Ready", "--timeout=60s"
         )
 
-        # helm upgrade: a changed value rolls out; Functions keep answering through it.
+        # helm upgrade: changed values roll out (a third activator, the public entry point);
+        # Functions keep answering through it.
         node_cluster.helm(
             "upgrade", release, str(CHART), "-n", system, "--reuse-values", "--wait",
             "--timeout", "180s", "--set", "activator.replicas=3",
+            "--set", "activator.public.enabled=true",
         )  # fmt: skip
         activator = node_cluster.get("deployment", f"{release}-activator", "-n", system)
         assert activator["status"]["readyReplicas"] == 3
         reply = wait_for(lambda: httpx.get(url, timeout=90), 30, what="an answer after upgrade")
         assert reply.status_code == 200, reply.text
+
+        # The public entry point serves only http.exposure: public Functions.
+        example = REPO / "examples" / "hello-python" / "function.yaml"
+        public_fn = yaml.safe_load(example.read_text())
+        public_fn["metadata"]["name"] = "hello-public"
+        public_fn["spec"]["http"] = {"exposure": "public"}
+        node_cluster.apply([public_fn], "-n", apps)
+        node_cluster.kubectl(
+            "wait", "-n", apps, "fn/hello-public", "--for=condition=Ready", "--timeout=60s"
+        )
+        outside = node_cluster.get("service", f"{release}-activator-public", "-n", system)
+        base = f"http://{outside['spec']['clusterIP']}/fn/{apps}"
+        exposed = wait_for(
+            lambda: httpx.get(f"{base}/hello-public/?name=world", timeout=90),
+            30,
+            what="the public Service",
+        )
+        assert exposed.status_code == 200, exposed.text
+        assert httpx.get(f"{base}/hello-python/", timeout=30).status_code == 404
     finally:
         node_cluster.helm("uninstall", release, "-n", system, "--wait")
 

@@ -106,6 +106,7 @@ async def start_stack(
     server_limits: ServerLimits | None = None,
     tokens: StaticTokens | None = None,
     async_queue: Callable[[Proxy], AsyncQueue] | None = None,
+    public_only: bool = False,
 ) -> Stack:
     pokes: list[FunctionKey] = []
     metrics = Metrics()
@@ -113,7 +114,12 @@ async def start_stack(
     metrics.watch_loads(proxy.loads)
     queue = async_queue(proxy) if async_queue is not None else None
     app = Activator(
-        proxy, proxy, tokens=tokens or StaticTokens(), async_queue=queue, metrics=metrics
+        proxy,
+        proxy,
+        tokens=tokens or StaticTokens(),
+        async_queue=queue,
+        metrics=metrics,
+        public_only=public_only,
     )
     server = await serve(app.handle, "127.0.0.1", 0, limits=server_limits)
     port = server.sockets[0].getsockname()[1]

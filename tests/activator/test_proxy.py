@@ -406,3 +406,27 @@ def _held(stack: Stack) -> int:
 
 def _in_flight(stack: Stack) -> int:
     return sum(flying for _, flying, _ in stack.proxy.loads())
+
+
+async def test_the_public_port_serves_only_public_functions(start_agent: StartAgent) -> None:
+    """The entry point behind an Ingress: a cluster-local Function does not exist there."""
+    agent = start_agent({"app.py": HANDLER})
+    stack = await start_stack(public_only=True)
+    try:
+        stack.function("open", public=True, pods={"127.0.0.1": agent.port})
+        stack.function("local", pods={"127.0.0.1": agent.port})
+        answers = {
+            name: (
+                (await stack.client.get(f"/fn/team/{name}/")).status_code,
+                (
+                    await stack.client.post(
+                        f"/2015-03-31/functions/team:{name}/invocations", content=b"{}"
+                    )
+                ).status_code,
+            )
+            for name in ("open", "local")
+        }
+    finally:
+        await stack.close()
+
+    assert answers == {"open": (201, 200), "local": (404, 404)}

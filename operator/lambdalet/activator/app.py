@@ -71,7 +71,11 @@ class Activator:
         metrics: Metrics,
         domain: str | None = None,
         default_namespace: str = "default",
+        public_only: bool = False,
     ) -> None:
+        """``public_only``: the entry point behind an Ingress or a load balancer, which serves
+        only Functions with ``http.exposure: public``; the others do not exist there (404)."""
+        self._public_only = public_only
         self._invoker = invoker
         self._configs = configs
         self._tokens = tokens
@@ -97,6 +101,8 @@ class Activator:
                 return HttpResponse(200, (("content-type", "text/plain"),), b"ok")
             return error_response(404, "Not Found")
         config = self._configs.config(found.key)
+        if config is not None and self._public_only and not config.public:
+            config = None  # cluster-local: not even its existence shows on the public port
         invoke_api = isinstance(found, InvokeRoute)
         if config is None:
             if invoke_api:

@@ -71,10 +71,11 @@ async def activate(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
         queue_depth=queue.depth if queue is not None else None,
     )
     view = ClusterView(client, proxy, namespaces=settings.namespaces)
+    activator_tokens = SecretTokens(client)
     activator = Activator(
         proxy,
         proxy,
-        tokens=SecretTokens(client),
+        tokens=activator_tokens,
         async_queue=queue,
         metrics=metrics,
         domain=settings.domain,
@@ -84,6 +85,20 @@ async def activate(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
     limits = ServerLimits(max_body_bytes=settings.max_body_bytes)
     public = await serve(activator.handle, settings.host, settings.port, limits=limits)
     private = await serve(internal.handle, settings.host, settings.internal_port)
+    outside = None
+    if settings.public_port:
+        # Only http.exposure: public Functions; the cluster-local ones are 404 here.
+        exposed = Activator(
+            proxy,
+            proxy,
+            tokens=activator_tokens,
+            async_queue=queue,
+            metrics=metrics,
+            domain=settings.domain,
+            default_namespace=settings.default_namespace,
+            public_only=True,
+        )
+        outside = await serve(exposed.handle, settings.host, settings.public_port, limits=limits)
     tasks = [asyncio.create_task(view.run()), asyncio.create_task(reporter.run())]
     if queue is not None:
         tasks.append(asyncio.create_task(queue.run()))
@@ -99,6 +114,8 @@ async def activate(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
     finally:
         public.close()
         private.close()
+        if outside is not None:
+            outside.close()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from lambdalet.api.function import DestinationType, EventFormat, Function
+from lambdalet.api.function import DestinationType, EventFormat, Exposure, Function
 
 # (namespace, name) of a Function.
 FunctionKey = tuple[str, str]
@@ -40,6 +40,7 @@ class FunctionConfig:
     max_retries: int = 2
     max_event_age_seconds: float = 21600.0
     on_failure: FailureDestination | None = None
+    public: bool = False  # http.exposure: public (served on the activator's public port too)
 
     @property
     def key(self) -> FunctionKey:
@@ -63,6 +64,7 @@ class FunctionConfig:
             on_failure=(
                 FailureDestination(on_failure.type, on_failure.name) if on_failure else None
             ),
+            public=spec.http.exposure == Exposure.PUBLIC,
         )
 
 

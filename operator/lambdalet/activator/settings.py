@@ -2,6 +2,9 @@
 
 LAMBDALET_ACTIVATOR_PORT          requests to functions (default 8080)
 LAMBDALET_ACTIVATOR_INTERNAL_PORT announcements, /metrics, /healthz, /readyz (default 8081)
+LAMBDALET_ACTIVATOR_PUBLIC_PORT   requests from outside the cluster (behind an Ingress or a load
+                                  balancer): only Functions with http.exposure public are served
+                                  there (default 0: no public port)
 LAMBDALET_AUTOSCALER_URL          the operator's autoscaler endpoint
                                   (default http://lambdalet-autoscaler.lambdalet-system.svc:8082)
 LAMBDALET_ACTIVATOR_DOMAIN        host routes <name>.<namespace>.<domain> (default: none)
@@ -32,6 +35,7 @@ class SettingsError(ValueError):
 class ActivatorSettings:
     port: int = 8080
     internal_port: int = 8081
+    public_port: int = 0
     host: str = "0.0.0.0"
     autoscaler_url: str = "http://lambdalet-autoscaler.lambdalet-system.svc:8082"
     domain: str | None = None
@@ -68,6 +72,7 @@ class ActivatorSettings:
             internal_port=int(
                 number("LAMBDALET_ACTIVATOR_INTERNAL_PORT", d.internal_port, 0, 65535)
             ),
+            public_port=int(number("LAMBDALET_ACTIVATOR_PUBLIC_PORT", d.public_port, 0, 65535)),
             host=env.get("LAMBDALET_ACTIVATOR_HOST", d.host),
             autoscaler_url=env.get("LAMBDALET_AUTOSCALER_URL", d.autoscaler_url).rstrip("/"),
             domain=env.get("LAMBDALET_ACTIVATOR_DOMAIN") or None,
