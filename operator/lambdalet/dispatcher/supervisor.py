@@ -93,6 +93,7 @@ class Supervisor:
         self._autoscaler_url = autoscaler_url
         self._report_seconds = report_seconds
         self._sources: dict[Key, Object] = {}
+        self._models: dict[Key, tuple[tuple[str, int], EventSource | None]] = {}
         self._timeouts: dict[FunctionKey, float] = {}
         self._auth: dict[FunctionKey, tuple[str, str]] = {}  # bearer token's (Secret, key)
         self._running: dict[Key, _Running] = {}
@@ -255,10 +256,17 @@ class Supervisor:
             self._start(key, assignment)
         self._bind(s3)
 
-    def _assignment(self, obj: Object) -> Assignment | None:
+    def _parsed(self, obj: Object) -> EventSource | None:
+        """The EventSource model of ``obj``, parsed once per generation: every status write
+        (the dispatcher's own too) is an event, and each event compares all sources."""
         meta = obj.get("metadata", {})
+        version = (str(meta.get("uid", "")), int(meta.get("generation") or 0))
+        key = _key(obj)
+        cached = self._models.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
         try:
-            source = EventSource.model_validate(obj)
+            source: EventSource | None = EventSource.model_validate(obj)
         except ValidationError as exc:
             log.warning(
                 "ignoring EventSource %s/%s: %s",
@@ -266,6 +274,16 @@ class Supervisor:
                 meta.get("name"),
                 exc.errors()[0].get("msg"),
             )
+            source = None
+        if len(self._models) > 2 * len(self._sources) + 100:
+            self._models = {k: v for k, v in self._models.items() if k in self._sources}
+        self._models[key] = (version, source)
+        return source
+
+    def _assignment(self, obj: Object) -> Assignment | None:
+        meta = obj.get("metadata", {})
+        source = self._parsed(obj)
+        if source is None:
             return None
         namespace = source.metadata.namespace or "default"
         timeout = self._timeouts.get((namespace, source.spec.function.name))
