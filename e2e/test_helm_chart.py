@@ -226,7 +226,14 @@ def test_chart_installs_an_operator_that_serves_functions(
         )  # fmt: skip
         activator = node_cluster.get("deployment", f"{release}-activator", "-n", system)
         assert activator["status"]["readyReplicas"] == 3
-        reply = wait_for(lambda: httpx.get(url, timeout=90), 30, what="an answer after upgrade")
+        # The rollout replaced the activator pods: until kube-proxy has dropped the old pods'
+        # addresses from the Service, a connection may go to one that is gone ("no route to
+        # host"); nothing reached an activator then, so asking again is safe.
+        reply = wait_for(
+            lambda: httpx.get(url, timeout=httpx.Timeout(90, connect=3)),
+            90,
+            what="an answer after upgrade",
+        )
         assert reply.status_code == 200, reply.text
 
         # The public entry point serves only http.exposure: public Functions.
@@ -241,8 +248,10 @@ def test_chart_installs_an_operator_that_serves_functions(
         outside = node_cluster.get("service", f"{release}-activator-public", "-n", system)
         base = f"http://{outside['spec']['clusterIP']}/fn/{apps}"
         exposed = wait_for(
-            lambda: httpx.get(f"{base}/hello-public/?name=world", timeout=90),
-            30,
+            lambda: httpx.get(
+                f"{base}/hello-public/?name=world", timeout=httpx.Timeout(90, connect=3)
+            ),
+            90,
             what="the public Service",
         )
         assert exposed.status_code == 200, exposed.text
