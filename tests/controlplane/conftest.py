@@ -23,8 +23,6 @@ def operator(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     process = OperatorProcess(
         crds.operator_kubeconfig or crds.kubeconfig,
         tmp_path_factory.mktemp("operator") / "operator.log",
-        # Namespaces named ha-* belong to the operators the leader-election tests start.
-        env={"LAMBDALET_NAMESPACES": "!ha-*"},
     )
     process.start()
     try:

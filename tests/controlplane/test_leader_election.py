@@ -22,7 +22,8 @@ pytestmark = pytest.mark.controlplane
 
 @pytest.fixture
 def ha_namespace(crds: Cluster) -> Iterator[str]:
-    """A namespace the session's own operator leaves alone (ha-*)."""
+    """The replicas' namespace (the session's own operator, cluster-wide, serves it too: the
+    tests read the replicas' own logs for who did the work)."""
     name = f"ha-{uuid.uuid4().hex[:6]}"
     crds.kubectl("create", "namespace", name)
     try:
@@ -62,7 +63,7 @@ def test_one_replica_works_and_the_other_takes_over(
 
         crds.apply([function("first")], "-n", ns)
         wait_ready(crds, ns, "first")
-        assert "Handler 'on_function'" in a.log()
+        wait_for(lambda: f"[{ns}/first] Handler 'on_function'" in a.log(), 30, what="a to work")
         assert "Handler 'on_function'" not in b.log()  # the follower did nothing
 
         # The leader dies without a word: the follower takes over once the Lease runs out.
@@ -75,6 +76,11 @@ def test_one_replica_works_and_the_other_takes_over(
         assert 10 <= took <= 30, took  # not before the 15 s lease ran out, not much after
         crds.apply([function("second")], "-n", ns)
         wait_ready(crds, ns, "second")
+        wait_for(
+            lambda: f"[{ns}/second] Handler 'on_function'" in b.log(),
+            30,
+            what="the new leader to handle the new Function",
+        )
         lease = crds.get("lease", "lambdalet-operator", "-n", ns)
         assert lease["spec"]["leaseTransitions"] == 1
 
