@@ -10,10 +10,8 @@ working them off through the same proxy.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 from collections.abc import Mapping
 
 from redis.asyncio import Redis
@@ -29,6 +27,7 @@ from lambdalet.activator.settings import ActivatorSettings
 from lambdalet.activator.stats import Reporter
 from lambdalet.activator.upstream import Pool
 from lambdalet.k8s import KubeClient, load_connection
+from lambdalet.signals import stop_on_signals
 
 log = logging.getLogger("lambdalet.activator")
 
@@ -108,7 +107,7 @@ async def activate(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
         settings.internal_port,
         settings.autoscaler_url,
     )
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals()
     try:
         await stop.wait()
     finally:
@@ -124,15 +123,6 @@ async def activate(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
         if redis is not None:
             await redis.aclose()
         await client.aclose()
-
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(signum, stop.set)
-    return stop
 
 
 def run() -> int:

@@ -26,6 +26,7 @@ from lambdalet import names
 from lambdalet.api.common import GROUP, VERSION
 from lambdalet.api.function import Function, FunctionStatus
 from lambdalet.controller.children import Key, named, owner_uid
+from lambdalet.controller.events import post_warning
 from lambdalet.controller.reconcile import Observed, Plan, name_conflict, parse, plan
 from lambdalet.controller.status import DeploymentState, Problem, function_status
 from lambdalet.controller.workqueue import WorkQueue
@@ -171,43 +172,12 @@ async def _reconcile_once(
     )
     await _write_status(state, namespace, name, previous, status)
     if problem is not None and _ready_reason(previous) != problem.reason:
-        await _post_warning(state, body, problem)
+        await post_warning(state.client, body, problem)
 
 
 def _ready_reason(status: FunctionStatus | None) -> str | None:
     ready = next((c for c in status.conditions if c.type == "Ready"), None) if status else None
     return ready.reason if ready is not None and ready.status == "False" else None
-
-
-async def _post_warning(state: OperatorState, body: Mapping[str, Any], problem: Problem) -> None:
-    """A Warning Event when a Function becomes not ready for a new reason, so `kubectl describe`
-    and event-driven tooling show it; posted on the transition only, never on every pass."""
-    meta = body["metadata"]
-    now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    event = {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-        "involvedObject": {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "Function",
-            "name": meta["name"],
-            "namespace": meta["namespace"],
-            "uid": meta.get("uid"),
-            "resourceVersion": meta.get("resourceVersion"),
-        },
-        "type": "Warning",
-        "reason": problem.reason,
-        "message": problem.message[:1024],
-        "source": {"component": names.FIELD_MANAGER},
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
-    }
-    try:
-        await state.client.create(event)
-    except PermanentKubeError as exc:  # an Event is a courtesy: never fail reconciliation on it
-        log.warning("%s/%s: could not post an Event: %s", meta["namespace"], meta["name"], exc)
 
 
 async def _carry_out(state: OperatorState, function: Function, decided: Plan) -> Problem | None:

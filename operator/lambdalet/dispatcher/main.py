@@ -13,10 +13,8 @@ the operator moves the EventSources at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 from collections.abc import Mapping
 
 from aiohttp import web
@@ -33,6 +31,7 @@ from lambdalet.dispatcher.s3_receiver import S3Receiver, serve
 from lambdalet.dispatcher.settings import DispatcherSettings
 from lambdalet.dispatcher.supervisor import Supervisor
 from lambdalet.k8s import KubeClient, load_connection
+from lambdalet.signals import stop_on_signals
 
 log = logging.getLogger("lambdalet.dispatcher")
 
@@ -104,7 +103,7 @@ async def dispatch(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
         settings.activator_url,
         settings.autoscaler_url,
     )
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals()
     try:
         await stop.wait()
     finally:
@@ -120,15 +119,6 @@ async def dispatch(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
 
 async def _ok(_: web.Request) -> web.Response:
     return web.Response(text="ok")
-
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(signum, stop.set)
-    return stop
 
 
 def run() -> int:
