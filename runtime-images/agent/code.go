@@ -1,5 +1,6 @@
-// Code delivered as a zip archive at a URL (a Function's spec.code.url). Before it starts any
-// runtime, the agent downloads the archive named by LAMBDALET_CODE_URL, checks its SHA-256
+// Code delivered as a zip archive at a URL (a Function's spec.code.url) or in an S3-compatible
+// bucket (spec.code.s3, see s3.go). Before it starts any runtime, the agent downloads the archive
+// named by LAMBDALET_CODE_URL or LAMBDALET_CODE_S3_*, checks its SHA-256
 // against LAMBDALET_CODE_SHA256 when that is set, and unpacks it into the task root, an empty
 // directory of the pod's own (unzip.go does the unpacking). Until that has worked the function
 // cannot initialise: /healthz answers 503 with the reason and invocations get it as a 502
@@ -11,8 +12,7 @@
 //
 // A transient failure is one that another attempt may not see (no connection, a stalled body,
 // HTTP 408, 429 or 5xx); anything else (HTTP 404, a certificate that does not verify, a digest
-// mismatch, an unsafe archive) ends the round at once. Code from S3 (LAMBDALET_CODE_S3_*) is not
-// supported yet: it fails init with an error saying so.
+// mismatch, an unsafe archive, S3's AccessDenied or NoSuchKey) ends the round at once.
 
 package main
 
@@ -52,19 +52,41 @@ const (
 
 // CodeSource is where the function's code comes from when the image does not hold it.
 type CodeSource struct {
-	URL      string // http(s) URL of the zip archive
-	SHA256   string // the archive's expected digest in lower-case hex; "" skips the check
-	S3Bucket string // set: the code is in S3, which this agent cannot fetch yet
-	MaxFiles int    // entries the archive may hold (LAMBDALET_CODE_MAX_FILES)
+	URL      string    // http(s) URL of the zip archive, or
+	S3       *S3Object // the archive's object in S3
+	SHA256   string    // the archive's expected digest in lower-case hex; "" skips the check
+	MaxFiles int       // entries the archive may hold (LAMBDALET_CODE_MAX_FILES)
+}
+
+// String names the archive in logs and errors, without secrets.
+func (c CodeSource) String() string {
+	if c.S3 != nil {
+		return c.S3.String()
+	}
+	return redactURL(c.URL)
+}
+
+// newRequest is one attempt's GET of the archive.
+func (c CodeSource) newRequest(ctx context.Context) (*http.Request, error) {
+	if c.S3 != nil {
+		return c.S3.newRequest(ctx, time.Now())
+	}
+	return http.NewRequestWithContext(ctx, http.MethodGet, c.URL, nil)
 }
 
 // codeFromEnv reads the code source from the environment; nil when the image holds the code.
 func codeFromEnv(env map[string]string) (*CodeSource, error) {
-	c := &CodeSource{URL: env["LAMBDALET_CODE_URL"], S3Bucket: env["LAMBDALET_CODE_S3_BUCKET"]}
-	if c.URL == "" && c.S3Bucket == "" {
-		return nil, nil
+	s3, err := s3FromEnv(env)
+	if err != nil {
+		return nil, err
 	}
-	var err error
+	c := &CodeSource{URL: env["LAMBDALET_CODE_URL"], S3: s3}
+	switch {
+	case c.URL == "" && c.S3 == nil:
+		return nil, nil
+	case c.URL != "" && c.S3 != nil:
+		return nil, fmt.Errorf("LAMBDALET_CODE_URL and LAMBDALET_CODE_S3_BUCKET are both set; the code comes from one")
+	}
 	if c.MaxFiles, err = intVar(env, "LAMBDALET_CODE_MAX_FILES", defaultMaxFiles, 1, 1_000_000); err != nil {
 		return nil, err
 	}
@@ -72,7 +94,7 @@ func codeFromEnv(env map[string]string) (*CodeSource, error) {
 	if b, err := hex.DecodeString(c.SHA256); c.SHA256 != "" && (err != nil || len(b) != sha256.Size) {
 		return nil, fmt.Errorf("LAMBDALET_CODE_SHA256 must be 64 hex digits, not %q", env["LAMBDALET_CODE_SHA256"])
 	}
-	if c.S3Bucket == "" {
+	if c.S3 == nil {
 		u, err := url.Parse(c.URL)
 		if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 			return nil, fmt.Errorf("LAMBDALET_CODE_URL must be an http:// or https:// URL, not %q", redactURL(c.URL))
@@ -146,13 +168,13 @@ func codeClient() *http.Client {
 	}}
 }
 
-// download writes the body of a GET of rawURL to into, at most maxArchiveBytes of it, and
+// download writes the body of a GET of the archive to into, at most maxArchiveBytes of it, and
 // returns its size.
-func download(ctx context.Context, client *http.Client, rawURL string, into io.Writer) (int64, error) {
-	shown := redactURL(rawURL)
+func download(ctx context.Context, client *http.Client, src CodeSource, into io.Writer) (int64, error) {
+	shown := src.String()
 	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	req, err := src.newRequest(ctx)
 	if err != nil {
 		return 0, permanentf("GET %s: %v", shown, err)
 	}
@@ -170,7 +192,11 @@ func download(ctx context.Context, client *http.Client, rawURL string, into io.W
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, &codeError{msg: fmt.Sprintf("GET %s: HTTP %s", shown, resp.Status),
+		detail := ""
+		if src.S3 != nil {
+			detail = s3ErrorDetail(resp.Body) // e.g. ": NoSuchKey: The specified key does not exist."
+		}
+		return 0, &codeError{msg: fmt.Sprintf("GET %s: HTTP %s%s", shown, resp.Status, detail),
 			transient: transientStatus(resp.StatusCode)}
 	}
 	if resp.ContentLength > maxArchiveBytes {
@@ -237,7 +263,7 @@ func fetchCode(ctx context.Context, client *http.Client, src CodeSource, root st
 		if err != nil {
 			return fetched{}, permanentf("temporary file: %v", err)
 		}
-		size, err = download(ctx, client, src.URL, io.MultiWriter(tmp, digest))
+		size, err = download(ctx, client, src, io.MultiWriter(tmp, digest))
 		if err == nil || ctx.Err() != nil || !isTransient(err) {
 			break
 		}
@@ -274,12 +300,6 @@ func fetchCode(ctx context.Context, client *http.Client, src CodeSource, root st
 // ends (false). Each failed round is an init error until the next round succeeds.
 func (a *agent) loadCode(ctx context.Context) bool {
 	src := a.cfg.Code
-	if src.S3Bucket != "" {
-		a.codeFailed(permanentf("code from S3 (LAMBDALET_CODE_S3_BUCKET %q) is not supported yet by this "+
-			"agent; use spec.code.url with a (presigned) URL of the archive", src.S3Bucket), 0, 0)
-		<-ctx.Done()
-		return false
-	}
 	client := codeClient()
 	defer client.CloseIdleConnections()
 	for round := 1; ; round++ {
@@ -290,7 +310,7 @@ func (a *agent) loadCode(ctx context.Context) bool {
 		}
 		if err == nil {
 			a.log.agent("code: %s (%d bytes, sha256 %s) unpacked into %s: %d entries, %d bytes, in %v",
-				redactURL(src.URL), f.archiveBytes, f.sha256, a.cfg.TaskRoot, f.entries, f.bytes,
+				src, f.archiveBytes, f.sha256, a.cfg.TaskRoot, f.entries, f.bytes,
 				time.Since(began).Round(time.Millisecond))
 			a.mu.Lock()
 			a.lastInitErr = nil // "starting" again, until a runtime is ready

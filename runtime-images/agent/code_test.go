@@ -1,6 +1,7 @@
 package main
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ func TestCodeFromEnv(t *testing.T) {
 		},
 		{
 			map[string]string{"LAMBDALET_CODE_S3_BUCKET": "code", "LAMBDALET_CODE_S3_KEY": "f.zip"},
-			&CodeSource{S3Bucket: "code", MaxFiles: 50_000},
+			&CodeSource{S3: &S3Object{Bucket: "code", Key: "f.zip", Region: "us-east-1"}, MaxFiles: 50_000},
 		},
 	}
 	for _, tc := range cases {
@@ -34,7 +35,7 @@ func TestCodeFromEnv(t *testing.T) {
 			t.Errorf("%v: %v", tc.env, err)
 			continue
 		}
-		if (got == nil) != (tc.want == nil) || got != nil && *got != *tc.want {
+		if !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%v: %+v, want %+v", tc.env, got, tc.want)
 		}
 	}
@@ -52,6 +53,16 @@ func TestCodeFromEnvErrors(t *testing.T) {
 		{map[string]string{"LAMBDALET_CODE_URL": "https://h/f.zip", "LAMBDALET_CODE_SHA256": "abc"}, "64 hex digits"},
 		{map[string]string{"LAMBDALET_CODE_URL": "https://h/f.zip", "LAMBDALET_CODE_SHA256": strings.Repeat("g", 64)}, "64 hex digits"},
 		{map[string]string{"LAMBDALET_CODE_URL": "https://h/f.zip", "LAMBDALET_CODE_MAX_FILES": "0"}, "LAMBDALET_CODE_MAX_FILES"},
+		{map[string]string{"LAMBDALET_CODE_URL": "https://h/f.zip", "LAMBDALET_CODE_S3_BUCKET": "b",
+			"LAMBDALET_CODE_S3_KEY": "k"}, "both set"},
+		{map[string]string{"LAMBDALET_CODE_S3_BUCKET": "b"}, "LAMBDALET_CODE_S3_KEY"},
+		{map[string]string{"LAMBDALET_CODE_S3_BUCKET": "b/c", "LAMBDALET_CODE_S3_KEY": "k"}, "not a bucket name"},
+		{map[string]string{"LAMBDALET_CODE_S3_BUCKET": "b", "LAMBDALET_CODE_S3_KEY": "k",
+			"LAMBDALET_CODE_S3_ACCESS_KEY_ID": "AKID"}, "must be set together"},
+		{map[string]string{"LAMBDALET_CODE_S3_BUCKET": "b", "LAMBDALET_CODE_S3_KEY": "k",
+			"LAMBDALET_CODE_S3_ENDPOINT": "minio:9000"}, "http:// or https://"},
+		{map[string]string{"LAMBDALET_CODE_S3_BUCKET": "b", "LAMBDALET_CODE_S3_KEY": "k",
+			"LAMBDALET_CODE_S3_ENDPOINT": "ftp://u:secret@minio:9000"}, "ftp://minio:9000"},
 	}
 	for _, tc := range cases {
 		_, err := codeFromEnv(tc.env)

@@ -249,6 +249,7 @@ def test_runtime_images_run_as_the_runtime_user(code: dict[str, Any], run_as: in
                         "endpoint": "http://minio.storage:9000",
                         "bucket": "functions",
                         "key": "hello/v1.zip",
+                        "region": "eu-west-1",
                         "sha256": "CD" * 32,
                         "credentialsSecret": {"name": "minio-creds"},
                     }
@@ -258,6 +259,7 @@ def test_runtime_images_run_as_the_runtime_user(code: dict[str, Any], run_as: in
                 "LAMBDALET_CODE_S3_BUCKET": "functions",
                 "LAMBDALET_CODE_S3_KEY": "hello/v1.zip",
                 "LAMBDALET_CODE_S3_ENDPOINT": "http://minio.storage:9000",
+                "LAMBDALET_CODE_S3_REGION": "eu-west-1",
                 "LAMBDALET_CODE_SHA256": "cd" * 32,
                 # The Secret keys spec.code.s3.credentialsSecret documents.
                 "LAMBDALET_CODE_S3_ACCESS_KEY_ID": {
@@ -265,6 +267,14 @@ def test_runtime_images_run_as_the_runtime_user(code: dict[str, Any], run_as: in
                 },
                 "LAMBDALET_CODE_S3_SECRET_ACCESS_KEY": {
                     "secretKeyRef": {"name": "minio-creds", "key": "AWS_SECRET_ACCESS_KEY"}
+                },
+                # Only temporary credentials have one.
+                "LAMBDALET_CODE_S3_SESSION_TOKEN": {
+                    "secretKeyRef": {
+                        "name": "minio-creds",
+                        "key": "AWS_SESSION_TOKEN",
+                        "optional": True,
+                    }
                 },
             },
         ),
@@ -286,11 +296,20 @@ def test_environment_of_the_runtime(spec: dict[str, Any], expected: dict[str, An
         ),
         ({"code": {"s3": {"bucket": "b", "key": "k"}}}, "LAMBDALET_CODE_S3_ACCESS_KEY_ID"),
         ({"code": {"s3": {"bucket": "b", "key": "k"}}}, "LAMBDALET_CODE_S3_ENDPOINT"),
+        ({"code": {"s3": {"bucket": "b", "key": "k"}}}, "LAMBDALET_CODE_S3_REGION"),
         ({"code": {"url": {"url": "https://example.test/fn.zip"}}}, "LAMBDALET_CODE_SHA256"),
         ({}, "LAMBDALET_CODE_URL"),
         ({}, "LAMBDALET_CODE_S3_BUCKET"),
     ],
-    ids=["provided-no-handler", "s3-anonymous", "s3-aws", "url-no-sha", "inline-no-url", "no-s3"],
+    ids=[
+        "provided-no-handler",
+        "s3-anonymous",
+        "s3-aws",
+        "s3-function-region",
+        "url-no-sha",
+        "inline-no-url",
+        "no-s3",
+    ],
 )
 def test_environment_leaves_out_what_is_unset(spec: dict[str, Any], absent: str) -> None:
     assert absent not in env_names(deployment(make(**spec), SETTINGS))

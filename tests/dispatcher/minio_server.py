@@ -109,8 +109,8 @@ class MinioServer:
         )
 
 
-def _ready(port: int) -> bool:
-    url = f"http://127.0.0.1:{port}/minio/health/ready"
+def _ready(host: str, port: int) -> bool:
+    url = f"http://{host}:{port}/minio/health/ready"
     try:
         with urllib.request.urlopen(url, timeout=1) as response:
             return bool(response.status == 200)
@@ -128,8 +128,11 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def running_minio(workdir: Path, targets: Mapping[str, WebhookTarget]) -> Iterator[MinioServer]:
-    """A MinIO with ``targets``; stopped on exit. Raises RuntimeError if it does not come up."""
+def running_minio(
+    workdir: Path, targets: Mapping[str, WebhookTarget], host: str = "127.0.0.1"
+) -> Iterator[MinioServer]:
+    """A MinIO with ``targets`` listening on ``host``; stopped on exit. Raises RuntimeError if
+    it does not come up."""
     executable = binary()
     port, console = free_port(), free_port()
     log = workdir / f"minio-{port}.log"
@@ -141,7 +144,7 @@ def running_minio(workdir: Path, targets: Mapping[str, WebhookTarget]) -> Iterat
     }
     args = [
         str(executable), "server", str(workdir / "data"),
-        "--address", f"127.0.0.1:{port}",
+        "--address", f"{host}:{port}",
         "--console-address", f"127.0.0.1:{console}",
         "--quiet",
     ]  # fmt: skip
@@ -149,10 +152,10 @@ def running_minio(workdir: Path, targets: Mapping[str, WebhookTarget]) -> Iterat
         process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + START_TIMEOUT
-        while not _ready(port):
+        while not _ready(host, port):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"minio did not start on port {port}; see {log}")
             time.sleep(0.1)
-        yield MinioServer("127.0.0.1", port, log)
+        yield MinioServer(host, port, log)
     finally:
         _stop(process)

@@ -296,11 +296,3 @@ def test_a_transient_failure_is_retried_within_the_round(
     )
     assert "INIT_REPORT" not in agent.log()
     assert "secret" not in agent.log()
-
-
-def test_code_from_s3_is_not_supported_yet(start_agent: StartAgent) -> None:
-    env = {"LAMBDALET_CODE_S3_BUCKET": "code", "LAMBDALET_CODE_S3_KEY": "fn.zip"}
-
-    agent = start_agent({}, env=env, wait_ready=False)
-
-    assert_code_error(agent, "is not supported yet")

@@ -187,6 +187,12 @@ class S3Code(ApiModel):
     )
     bucket: str = Field(min_length=1, max_length=255, description="Bucket that holds the archive.")
     key: str = Field(min_length=1, max_length=1024, description="Object key of the zip archive.")
+    region: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9-]*$",
+        description="Region the requests are signed for; the function's AWS_REGION when unset.",
+    )
     sha256: str | None = Field(
         default=None,
         pattern=SHA256_PATTERN,
@@ -195,8 +201,8 @@ class S3Code(ApiModel):
     credentials_secret: LocalObjectReference | None = Field(
         default=None,
         description=(
-            "Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for the bucket; "
-            "anonymous access when unset."
+            "Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and, for temporary "
+            "credentials, AWS_SESSION_TOKEN) for the bucket; anonymous access when unset."
         ),
     )
 

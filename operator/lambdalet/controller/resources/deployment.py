@@ -189,15 +189,20 @@ def _env(function: Function, settings: Settings) -> list[dict[str, Any]]:
         ]
         if s3.endpoint:
             env.append({"name": "LAMBDALET_CODE_S3_ENDPOINT", "value": s3.endpoint})
+        if s3.region:
+            env.append({"name": "LAMBDALET_CODE_S3_REGION", "value": s3.region})
         if s3.sha256:
             env.append({"name": "LAMBDALET_CODE_SHA256", "value": s3.sha256.lower()})
         if s3.credentials_secret is not None:
-            for var, key in (
+            for var, key, optional in (
                 # The keys spec.code.s3.credentialsSecret documents.
-                ("LAMBDALET_CODE_S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
-                ("LAMBDALET_CODE_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
+                ("LAMBDALET_CODE_S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID", False),
+                ("LAMBDALET_CODE_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY", False),
+                ("LAMBDALET_CODE_S3_SESSION_TOKEN", "AWS_SESSION_TOKEN", True),
             ):
-                ref = {"name": s3.credentials_secret.name, "key": key}
+                ref: dict[str, Any] = {"name": s3.credentials_secret.name, "key": key}
+                if optional:
+                    ref["optional"] = True
                 env.append({"name": var, "valueFrom": {"secretKeyRef": ref}})
     env += [{"name": k, "value": v} for k, v in sorted(spec.environment.items())]
     return env
