@@ -15,6 +15,7 @@ def test_defaults() -> None:
     assert settings.max_body_bytes == 6 * 1024 * 1024
     assert settings.redis_url is None
     assert settings.namespaces == ()
+    assert (settings.drain_seconds, settings.shutdown_timeout) == (5, 60)
 
 
 def test_every_variable() -> None:
@@ -32,6 +33,8 @@ def test_every_variable() -> None:
             "LAMBDALET_POD_NAME": "a-1",
             "LAMBDALET_VERIFY_PEER_IP": "false",
             "LAMBDALET_NAMESPACES": "team-* ops",
+            "LAMBDALET_DRAIN_SECONDS": "0",
+            "LAMBDALET_SHUTDOWN_TIMEOUT_SECONDS": "20",
         }
     )
 
@@ -48,6 +51,8 @@ def test_every_variable() -> None:
         pod_name="a-1",
         verify_peer_ip=False,
         namespaces=("team-*", "ops"),
+        drain_seconds=0,
+        shutdown_timeout=20,
     )
 
 
@@ -60,6 +65,8 @@ def test_every_variable() -> None:
         ("LAMBDALET_HOLD_TIMEOUT_SECONDS", "nan", "between 0.1 and 3600"),
         ("LAMBDALET_MAX_BODY_BYTES", "0", "between 1 and"),
         ("LAMBDALET_VERIFY_PEER_IP", "maybe", "true or false"),
+        ("LAMBDALET_DRAIN_SECONDS", "-1", "between 0 and 3600"),
+        ("LAMBDALET_SHUTDOWN_TIMEOUT_SECONDS", "forever", "must be a number"),
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str, message: str) -> None:

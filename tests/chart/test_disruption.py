@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.chart.render import KUBE_VERSION, NAMESPACE, RELEASE, Helm, Manifests
+from tests.chart.render import KUBE_VERSION, NAMESPACE, RELEASE, Helm, Manifests, env_of
 
 ACTIVATOR = f"{RELEASE}-activator"
 DISPATCHER = f"{RELEASE}-dispatcher"
@@ -105,3 +105,39 @@ def test_schema_rejects(helm: Helm, values: dict[str, Any], complaint: str) -> N
 
     assert done.returncode != 0
     assert complaint in done.stderr, done.stderr
+
+
+def activator_pod(manifests: Manifests) -> dict[str, Any]:
+    return dict(manifests.get("Deployment", ACTIVATOR)["spec"]["template"]["spec"])
+
+
+@pytest.mark.parametrize(
+    ("values", "grace", "drain", "shutdown"),
+    [
+        ({}, 90, "5", "80"),
+        ({"drainSeconds": 2.5, "terminationGracePeriodSeconds": 30}, 30, "2.5", "22.5"),
+        ({"drainSeconds": 0, "terminationGracePeriodSeconds": 10}, 10, "0", "5"),
+    ],
+)
+def test_activator_stops_within_its_grace_period(
+    helm: Helm, values: dict[str, Any], grace: int, drain: str, shutdown: str
+) -> None:
+    pod = activator_pod(helm.template({"activator": values}))
+    env = env_of(pod["containers"][0])
+
+    assert pod["terminationGracePeriodSeconds"] == grace
+    assert env["LAMBDALET_DRAIN_SECONDS"] == drain
+    # The requests in progress get what is left of the grace period, less 5 s for the exit.
+    assert env["LAMBDALET_SHUTDOWN_TIMEOUT_SECONDS"] == shutdown
+
+
+def test_a_drain_longer_than_the_grace_period_is_refused(helm: Helm) -> None:
+    done = helm.run(
+        "template", RELEASE, "-n", NAMESPACE, "--kube-version", KUBE_VERSION,
+        values={"activator": {"drainSeconds": 60, "terminationGracePeriodSeconds": 60}},
+    )  # fmt: skip
+
+    assert done.returncode != 0
+    assert "activator.terminationGracePeriodSeconds (60) must exceed activator.drainSeconds" in (
+        done.stderr
+    )

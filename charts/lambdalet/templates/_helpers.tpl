@@ -76,3 +76,13 @@ first, so a pattern fails with the RBAC message whichever template renders first
 {{- first $plain }}
 {{- end }}
 {{- end }}
+
+{{- /* How long the activator's requests in progress may take once it stops listening: the grace
+period left after the drain, minus 5 s for the process to exit before the kubelet's SIGKILL. */}}
+{{- define "lambdalet.activatorShutdownTimeout" -}}
+{{- $left := subf .Values.activator.terminationGracePeriodSeconds .Values.activator.drainSeconds 5 }}
+{{- if lt $left 0.0 }}
+{{- fail (printf "activator.terminationGracePeriodSeconds (%v) must exceed activator.drainSeconds (%v) by at least 5 s" .Values.activator.terminationGracePeriodSeconds .Values.activator.drainSeconds) }}
+{{- end }}
+{{- $left }}
+{{- end }}

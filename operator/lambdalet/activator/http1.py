@@ -11,6 +11,11 @@ Errors the client caused are answered here, with API Gateway's ``{"message": ...
 400 for what does not parse, 413 for a body over the limit (before reading it when
 ``Content-Length`` says so), 408 when the headers or the body do not arrive in time, 431 for
 oversized headers.
+
+A graceful stop goes through ``Connections``, shared by the servers of one process: ``drain()``
+closes the connections that have no request in progress and makes every later response close
+its connection (``connection: close``), so clients open new ones, which the Service no longer
+routes here; ``wait_idle()`` returns once no request is being answered.
 """
 
 from __future__ import annotations
@@ -63,15 +68,59 @@ def encode_response(response: HttpResponse, *, keep_alive: bool) -> bytes:
     return b"\r\n".join(lines) + response.body
 
 
+class Connections:
+    """The open connections of a process's servers, for a graceful stop."""
+
+    def __init__(self) -> None:
+        self._open: set[HttpProtocol] = set()
+        self._idle: asyncio.Event | None = None  # set by settled() for wait_idle()
+        self.draining = False
+
+    def add(self, connection: HttpProtocol) -> None:
+        self._open.add(connection)  # while draining too: it gets one answer, then closes
+
+    def discard(self, connection: HttpProtocol) -> None:
+        self._open.discard(connection)
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def busy(self) -> int:
+        """Connections with a request being received or answered."""
+        return sum(1 for connection in self._open if connection.in_request)
+
+    def drain(self) -> None:
+        """From now on, close each connection as soon as it has no request in progress."""
+        self.draining = True
+        for connection in list(self._open):
+            connection.close_when_idle()
+
+    async def wait_idle(self) -> None:
+        """Return once no connection has a request in progress (bound it with a timeout)."""
+        while self.busy():
+            self._idle = asyncio.Event()
+            await self._idle.wait()
+
+    def settled(self) -> None:
+        """A connection finished a request or closed."""
+        if self._idle is not None and not self.busy():
+            self._idle.set()
+
+
 class HttpProtocol(asyncio.Protocol):
     """One client connection."""
 
     def __init__(
-        self, app: Application, limits: ServerLimits, loop: asyncio.AbstractEventLoop
+        self,
+        app: Application,
+        limits: ServerLimits,
+        loop: asyncio.AbstractEventLoop,
+        connections: Connections | None = None,
     ) -> None:
         self._app = app
         self._limits = limits
         self._loop = loop
+        self._connections = connections
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         self._peer = ""
@@ -81,6 +130,7 @@ class HttpProtocol(asyncio.Protocol):
         self._pending: deque[tuple[HttpRequest, bool]] = deque()
         self._busy = False
         self._closing = False
+        self._in_message = False  # between the first byte of a request and its last
         self._reset()
 
     def _reset(self) -> None:
@@ -99,11 +149,26 @@ class HttpProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self._peer = peer[0] if peer else ""
         self._arm(self._limits.idle_timeout, None)
+        if self._connections is not None:
+            self._connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         self._stop_timer()
         self._pending.clear()
+        if self._connections is not None:
+            self._connections.discard(self)
+            self._connections.settled()
+
+    @property
+    def in_request(self) -> bool:
+        """A request is being received or answered."""
+        return not self._closing and (self._busy or self._in_message)
+
+    def close_when_idle(self) -> None:
+        """Close now if no request is in progress; else after the response to it."""
+        if not self.in_request:
+            self._close()
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
@@ -119,6 +184,7 @@ class HttpProtocol(asyncio.Protocol):
     # -- parser callbacks ---------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self._in_message = True
         self._reset()
         self._arm(self._limits.header_timeout, "Request headers took too long")
 
@@ -151,6 +217,7 @@ class HttpProtocol(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self._in_message = False
         if self._rejected:
             return
         self._disarm()
@@ -183,6 +250,8 @@ class HttpProtocol(asyncio.Protocol):
                 response = error_response(500, "Internal Server Error")
             if self._closing or self._transport is None:
                 return
+            if self._connections is not None and self._connections.draining and not self._pending:
+                keep_alive = False  # requests pipelined behind this one are answered first
             self._transport.write(encode_response(response, keep_alive=keep_alive))
             if not keep_alive:
                 self._close()
@@ -192,6 +261,8 @@ class HttpProtocol(asyncio.Protocol):
         self._busy = False
         if not self._closing:
             self._arm(self._limits.idle_timeout, None)
+        if self._connections is not None:
+            self._connections.settled()
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -288,10 +359,16 @@ async def serve(
     *,
     limits: ServerLimits | None = None,
     backlog: int = 1024,
+    connections: Connections | None = None,
 ) -> asyncio.Server:
-    """Start serving ``app`` on ``host:port`` (port 0 picks a free one); returns the server."""
+    """Start serving ``app`` on ``host:port`` (port 0 picks a free one); returns the server.
+    Its connections join ``connections``, when given, for a graceful stop."""
     loop = asyncio.get_running_loop()
     chosen = limits or ServerLimits()
     return await loop.create_server(
-        lambda: HttpProtocol(app, chosen, loop), host, port, backlog=backlog, reuse_address=True
+        lambda: HttpProtocol(app, chosen, loop, connections),
+        host,
+        port,
+        backlog=backlog,
+        reuse_address=True,
     )

@@ -6,7 +6,8 @@
     GET    /metrics       Prometheus exposition (``metrics``)
     GET    /healthz       the process serves
     GET    /readyz        the Functions and endpoints have been listed once (until then the
-                          activator would answer 404 for Functions that exist)
+                          activator would answer 404 for Functions that exist), and the
+                          activator is not stopping (``draining``)
 
 Served by the same ``http1`` server as the public port, on a port that only the cluster reaches
 (the Helm chart exposes it through the headless Service the agents announce to).
@@ -50,6 +51,7 @@ class Internal:
         self._view = view
         self._verify_peer_ip = verify_peer_ip
         self._cache = ReviewCache()
+        self.draining = False  # set on SIGTERM: not ready, so Services stop routing here
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
         path, method = request.path, request.method
@@ -60,6 +62,8 @@ class Internal:
         if path == "/healthz":
             return HttpResponse(200, (("content-type", "text/plain"),), b"ok")
         if path == "/readyz":
+            if self.draining:
+                return HttpResponse(503, (("content-type", "text/plain"),), b"stopping")
             if self._view.synced.is_set():
                 return HttpResponse(200, (("content-type", "text/plain"),), b"ok")
             return HttpResponse(503, (("content-type", "text/plain"),), b"listing Functions")

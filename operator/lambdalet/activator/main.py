@@ -5,6 +5,12 @@ internal port (``internal``: announcements, metrics, health); ``proxy`` with its
 pool; ``kube.ClusterView`` filling the proxy; ``stats.Reporter`` talking to the autoscaler; and,
 when Redis is configured (``LAMBDALET_REDIS_URL``), ``asyncq`` taking Event invocations and
 working them off through the same proxy.
+
+Stopping (SIGTERM) is graceful, as a Service's endpoints change only after the pod is told to
+stop: /readyz turns 503 at once and every connection closes after its request in progress
+(``http1.Connections``), but the activator goes on accepting for ``drain_seconds`` while
+kube-proxy and the EndpointSlices catch up; then it stops listening and gives the requests still
+in progress (a cold start may hold one for a while) up to ``shutdown_timeout`` to finish.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from redis.asyncio import Redis
 
 from lambdalet.activator.app import Activator
 from lambdalet.activator.asyncq import AsyncMetrics, AsyncQueue, AsyncQueueOptions
-from lambdalet.activator.http1 import ServerLimits, serve
+from lambdalet.activator.http1 import Connections, ServerLimits, serve
 from lambdalet.activator.internal import Internal
 from lambdalet.activator.kube import ClusterView, SecretTokens
 from lambdalet.activator.metrics import Metrics
@@ -82,8 +88,13 @@ async def activate(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
     )
     internal = Internal(client, proxy, metrics, view, verify_peer_ip=settings.verify_peer_ip)
     limits = ServerLimits(max_body_bytes=settings.max_body_bytes)
-    public = await serve(activator.handle, settings.host, settings.port, limits=limits)
-    private = await serve(internal.handle, settings.host, settings.internal_port)
+    connections = Connections()
+    public = await serve(
+        activator.handle, settings.host, settings.port, limits=limits, connections=connections
+    )
+    private = await serve(
+        internal.handle, settings.host, settings.internal_port, connections=connections
+    )
     outside = None
     if settings.public_port:
         # Only http.exposure: public Functions; the cluster-local ones are 404 here.
@@ -97,7 +108,13 @@ async def activate(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
             default_namespace=settings.default_namespace,
             public_only=True,
         )
-        outside = await serve(exposed.handle, settings.host, settings.public_port, limits=limits)
+        outside = await serve(
+            exposed.handle,
+            settings.host,
+            settings.public_port,
+            limits=limits,
+            connections=connections,
+        )
     tasks = [asyncio.create_task(view.run()), asyncio.create_task(reporter.run())]
     if queue is not None:
         tasks.append(asyncio.create_task(queue.run()))
@@ -110,6 +127,27 @@ async def activate(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
     stop = stop or stop_on_signals()
     try:
         await stop.wait()
+        internal.draining = True
+        connections.drain()
+        log.info(
+            "stopping: not ready; accepting for %gs more while Services stop routing here",
+            settings.drain_seconds,
+        )
+        await asyncio.sleep(settings.drain_seconds)
+        for server in (public, outside):
+            if server is not None:
+                server.close()
+        try:
+            async with asyncio.timeout(settings.shutdown_timeout):
+                await connections.wait_idle()
+        except TimeoutError:
+            log.warning(
+                "stopping with %d requests still in progress after %gs",
+                connections.busy(),
+                settings.shutdown_timeout,
+            )
+        else:
+            log.info("stopping: no request in progress")
     finally:
         public.close()
         private.close()

@@ -17,6 +17,12 @@ LAMBDALET_REDIS_URL               Redis for asynchronous invocations (default: n
 LAMBDALET_POD_NAME                this activator's name in reports (default: the host name)
 LAMBDALET_VERIFY_PEER_IP          announcements must come from the announced pod IP
                                   (default true; false behind SNAT)
+LAMBDALET_DRAIN_SECONDS           on SIGTERM, how long the activator goes on accepting requests
+                                  while /readyz says 503 and Services stop routing to it
+                                  (default 5)
+LAMBDALET_SHUTDOWN_TIMEOUT_SECONDS then, how long requests in progress may take to finish
+                                  (default 60; keep drain + this below the pod's
+                                  terminationGracePeriodSeconds)
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ class ActivatorSettings:
     pod_name: str = ""
     verify_peer_ip: bool = True
     namespaces: tuple[str, ...] = ()
+    drain_seconds: float = 5.0
+    shutdown_timeout: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ActivatorSettings:
@@ -86,4 +94,8 @@ class ActivatorSettings:
             pod_name=env.get("LAMBDALET_POD_NAME") or socket.gethostname(),
             verify_peer_ip=verify in ("true", "1", "yes"),
             namespaces=tuple(env.get("LAMBDALET_NAMESPACES", "").split()),
+            drain_seconds=number("LAMBDALET_DRAIN_SECONDS", d.drain_seconds, 0, 3600),
+            shutdown_timeout=number(
+                "LAMBDALET_SHUTDOWN_TIMEOUT_SECONDS", d.shutdown_timeout, 0, 3600
+            ),
         )
