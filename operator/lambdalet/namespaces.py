@@ -1,7 +1,8 @@
 """Which namespaces a component serves: ``LAMBDALET_NAMESPACES``, read the way kopf reads it.
 
-The operator hands the patterns to kopf; the activator (which has no kopf) matches Functions'
-namespaces against the same patterns here, so both serve exactly the same namespaces.
+Every component matches namespaces against the patterns here, so all serve exactly the same
+namespaces: with plain names they watch each namespace on its own (``specific``), with patterns
+they watch cluster-wide and skip what ``served`` says no to.
 
 A setting is space-separated patterns; a namespace is served when any pattern matches it (no
 patterns: every namespace). A pattern is comma-separated globs (``*``, ``?``), read left to

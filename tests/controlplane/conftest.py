@@ -23,6 +23,10 @@ def operator(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     process = OperatorProcess(
         crds.operator_kubeconfig or crds.kubeconfig,
         tmp_path_factory.mktemp("operator") / "operator.log",
+        # A pattern, as the chart's operator.watchNamespaces may give: namespaces named ha-*
+        # belong to the operators the leader-election tests start, skip-* to none
+        # (test_watch_namespaces.py).
+        env={"LAMBDALET_NAMESPACES": "!ha-*,!skip-*"},
     )
     process.start()
     try:

@@ -22,6 +22,7 @@ from typing import Any
 
 import kopf
 
+from lambdalet import namespaces
 from lambdalet.api.common import GROUP, VERSION
 from lambdalet.autoscaler import api as autoscaler_api
 from lambdalet.autoscaler import loop as autoscaler_loop
@@ -39,7 +40,14 @@ from lambdalet.controller.reconciler import OperatorState
 from lambdalet.controller.status import DeploymentState
 
 
-@kopf.index("apps", "v1", "deployments", labels=MANAGED)
+def served(namespace: str | None, memo: Any, **_: Any) -> bool:
+    """Whether the operator serves this object's namespace (LAMBDALET_NAMESPACES). kopf watches
+    only the served namespaces when they are plain names, and every namespace for patterns."""
+    state: OperatorState = memo.state
+    return namespaces.served(namespace or "default", state.settings.namespaces)
+
+
+@kopf.index("apps", "v1", "deployments", labels=MANAGED, when=served)
 async def function_deployments(
     namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
 ) -> dict[Key, DeploymentState]:
@@ -47,7 +55,7 @@ async def function_deployments(
     return {key: deployment_state(body)} if key else {}
 
 
-@kopf.index("", "v1", "services", labels=MANAGED)
+@kopf.index("", "v1", "services", labels=MANAGED, when=served)
 async def function_services(
     namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
 ) -> dict[Key, ChildState]:
@@ -55,7 +63,7 @@ async def function_services(
     return {key: child_state(body)} if key else {}
 
 
-@kopf.index("", "v1", "configmaps", labels=MANAGED)
+@kopf.index("", "v1", "configmaps", labels=MANAGED, when=served)
 async def function_config_maps(
     namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
 ) -> dict[Key, ChildState]:
@@ -63,7 +71,7 @@ async def function_config_maps(
     return {key: child_state(body)} if key else {}
 
 
-@kopf.index(GROUP, VERSION, "functions")
+@kopf.index(GROUP, VERSION, "functions", when=served)
 async def function_names(namespace: str | None, name: str, **_: Any) -> dict[Key, bool]:
     """The Functions that exist, for the EventSources that name them."""
     return {(namespace or "default", name): True}
@@ -137,7 +145,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     await memo.state.client.aclose()
 
 
-@kopf.on.event(GROUP, VERSION, "functions")
+@kopf.on.event(GROUP, VERSION, "functions", when=served)
 async def on_function(
     type: str, body: kopf.Body, namespace: str | None, name: str, memo: Any, **kwargs: Any
 ) -> None:
@@ -160,7 +168,7 @@ async def on_function(
     state.queue.add(key)
 
 
-@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
+@kopf.on.event("apps", "v1", "deployments", labels=MANAGED, when=served)
 async def on_deployment(
     namespace: str | None, labels: Mapping[str, str], memo: Any, **_: Any
 ) -> None:
@@ -171,7 +179,7 @@ async def on_deployment(
         state.queue.add(key)
 
 
-@kopf.on.event(GROUP, VERSION, "eventsources")
+@kopf.on.event(GROUP, VERSION, "eventsources", when=served)
 async def on_eventsource(
     type: str, body: kopf.Body, namespace: str | None, name: str, memo: Any, **kwargs: Any
 ) -> None:

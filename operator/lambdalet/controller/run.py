@@ -25,6 +25,7 @@ import kopf  # noqa: E402
 from aiohttp import web  # noqa: E402
 from kopf._core.engines import peering  # noqa: E402 - kopf exports no public name for it
 
+from lambdalet import namespaces  # noqa: E402
 from lambdalet.controller import handlers  # noqa: E402, F401 - registers the handlers
 from lambdalet.controller.leader import LeaderElector, label_pod  # noqa: E402
 from lambdalet.controller.reconciler import OperatorState  # noqa: E402
@@ -59,14 +60,20 @@ async def operate(env: Mapping[str, str], *, liveness: str | None = None) -> int
         finally:
             if probe is not None:
                 await probe.cleanup()
+    specific = namespaces.specific(settings.namespaces)
     operator = asyncio.create_task(
         kopf.operator(
             memo=memo,
             # kopf would name itself after the login user, which a pod's bare uid does not have.
             identity=peering.Identity(f"{socket.gethostname()}/{os.getpid()}"),
             standalone=True,
-            clusterwide=not settings.namespaces,
-            namespaces=settings.namespaces,
+            # Plain names: a watch per namespace (no cluster-wide permission needed). Patterns:
+            # one cluster-wide watch per resource, and the handlers skip the namespaces the
+            # patterns leave out (handlers.served). kopf's own pattern support watches each
+            # matching namespace on its own, and a namespace deleted before its first listing
+            # completed left kopf waiting for that listing for good, stalling every handler.
+            clusterwide=specific is None,
+            namespaces=list(specific or ()),
             liveness_endpoint=liveness,
             stop_flag=stop,
         )
