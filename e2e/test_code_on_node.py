@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import time
 import zipfile
 from collections.abc import Iterator
 from datetime import timedelta
@@ -20,6 +22,7 @@ import pytest
 
 from e2e.harness.activator import ActivatorProcess
 from e2e.harness.cluster import Cluster
+from e2e.harness.wait import wait_for
 from tests.dispatcher.minio_server import ROOT_PASSWORD, ROOT_USER, MinioServer, running_minio
 
 pytestmark = pytest.mark.e2e
@@ -141,3 +144,62 @@ def test_code_from_a_presigned_url(
 
     assert reply.status_code == 200, reply.text
     assert reply.json()["greeting"] == "hello from the bucket, lambdalet"
+
+
+def test_a_missing_archive_is_an_init_error_at_once_and_recovers_once_uploaded(
+    node_cluster: Cluster,
+    restricted_namespace: str,
+    activator_on_node: ActivatorProcess,
+    runtime_images: None,
+    minio: MinioServer,
+) -> None:
+    ns = restricted_namespace
+    code = {"s3": {"endpoint": f"http://{minio.host}:{minio.port}", "bucket": "code",
+                   "key": f"{ns}/later.zip"}}  # fmt: skip
+    node_cluster.apply([function("later", code)], "-n", ns)
+    node_cluster.kubectl("wait", "-n", ns, "fn/later", "--for=condition=Ready", "--timeout=60s")
+
+    # The pod cannot fetch its code: it reports the init error, and the activator answers the
+    # held invocation with it, long before the 60 s hold timeout.
+    started = time.monotonic()
+    failed = invoke(activator_on_node, ns, "later")
+    assert failed.status_code == 502, failed.text
+    assert failed.headers["X-Amz-Function-Error"] == "Unhandled"
+    error = failed.json()
+    assert error["errorType"] == "Runtime.CodeDownloadError"
+    assert f"s3://code/{ns}/later.zip" in error["errorMessage"]
+    assert "HTTP 403 Forbidden: AccessDenied" in error["errorMessage"]  # anonymous, private
+    assert time.monotonic() - started < 30
+
+    # Making the object readable mends it without a new pod: the agent's next round fetches it.
+    data = archive()
+    minio.client().put_object("code", f"{ns}/later.zip", io.BytesIO(data), len(data))
+    minio.client().set_bucket_policy("code", public_read("code", f"{ns}/*"))
+
+    def answered() -> httpx.Response | None:
+        reply = invoke(activator_on_node, ns, "later")
+        return reply if reply.status_code == 200 else None
+
+    reply = wait_for(
+        answered,
+        90,
+        interval=2.0,
+        what="an answer once the archive is readable",
+    )
+    assert reply.json()["greeting"] == "hello from the bucket, lambdalet"
+
+
+def public_read(bucket: str, pattern: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": ["*"]},
+                    "Action": ["s3:GetObject"],
+                    "Resource": [f"arn:aws:s3:::{bucket}/{pattern}"],
+                }
+            ],
+        }
+    )

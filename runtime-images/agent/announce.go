@@ -8,6 +8,12 @@
 //	agent ──POST {namespace, function, pod, podIP, port, concurrency}──▶ every activator pod
 //	        (the URL's host resolves, through a headless Service, to each of them)
 //
+// An init failure (code that cannot be fetched, a handler that does not import, a runtime that
+// exits) is reported the same way, POSTed to /v1/init-error next to the announcement URL with the
+// error document: an activator holding requests for a Function none of whose pods is ready
+// answers them with that error at once, as Lambda answers an invocation whose init failed,
+// instead of holding them until their deadline. It never routes to the pod for it.
+//
 // All of it is best effort: it runs beside readiness and invocations, never before them, and a
 // failure is one log line per activator address.
 
@@ -36,6 +42,9 @@ const (
 	// The whole DELETE round on SIGTERM: the pod is going anyway, and the EndpointSlice will
 	// tell the activators too.
 	withdrawBudget = 500 * time.Millisecond
+	// The largest init-error report (the activator's bound too); a longer error document is
+	// cut to its type and the start of its message.
+	maxInitErrorReport = 16 << 10
 )
 
 // AnnounceConfig says where and as whom the pod announces itself; nil without
@@ -84,10 +93,26 @@ type announcement struct {
 	Concurrency int    `json:"concurrency"`
 }
 
-// announcer sends the announcement once, at the first readiness, and withdraws it on SIGTERM.
-// A nil *announcer (no LAMBDALET_ANNOUNCE_URL) does nothing.
+// initErrorReport is the body of an init-error report: the announcement and the error document.
+type initErrorReport struct {
+	announcement
+	ErrorType string          `json:"errorType"`
+	Error     json.RawMessage `json:"error"`
+}
+
+// initErrorURL is where init errors are reported: /v1/init-error beside /v1/announce.
+func initErrorURL(announce *url.URL) *url.URL {
+	u := *announce
+	dir := u.Path[:strings.LastIndex(u.Path, "/")+1]
+	u.Path, u.RawPath = dir+"init-error", ""
+	return &u
+}
+
+// announcer sends the announcement once, at the first readiness, and withdraws it on SIGTERM;
+// it reports init errors meanwhile. A nil *announcer (no LAMBDALET_ANNOUNCE_URL) does nothing.
 type announcer struct {
 	cfg            AnnounceConfig
+	self           announcement
 	body           []byte
 	log            *logger
 	resolve        func(ctx context.Context, host string) ([]string, error)
@@ -105,16 +130,18 @@ func newAnnouncer(c Config, log *logger) *announcer {
 	if c.Announce == nil {
 		return nil
 	}
-	body, _ := json.Marshal(announcement{
+	self := announcement{
 		Namespace:   c.Namespace,
 		Function:    c.FunctionName,
 		Pod:         c.Announce.PodName,
 		PodIP:       c.Announce.PodIP,
 		Port:        c.Port,
 		Concurrency: c.Concurrency,
-	})
+	}
+	body, _ := json.Marshal(self)
 	return &announcer{
 		cfg:            *c.Announce,
+		self:           self,
 		body:           body,
 		log:            log,
 		resolve:        net.DefaultResolver.LookupHost,
@@ -166,6 +193,50 @@ func (n *announcer) withdraw(budget time.Duration) {
 	addrs := n.addrs
 	n.mu.Unlock()
 	n.each(addrs, func(addr string) error { return n.send(ctx, http.MethodDelete, addr, 1) })
+}
+
+// reportInitError POSTs the init error to every activator, in the background; each failure of
+// a round is reported anew.
+func (n *announcer) reportInitError(e initError) {
+	if n == nil {
+		return
+	}
+	body := n.initErrorBody(e)
+	target := initErrorURL(n.cfg.URL)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		addrs, err := n.lookup(ctx)
+		if err != nil {
+			n.log.agent("init error report: cannot resolve %s: %v", n.cfg.URL.Hostname(), err)
+			return
+		}
+		n.each(addrs, func(addr string) error {
+			return n.sendTo(ctx, http.MethodPost, target, body, addr, 1+len(n.pauses))
+		})
+	}()
+}
+
+// initErrorBody is the report of e, its error document cut down if the whole would be too big.
+func (n *announcer) initErrorBody(e initError) []byte {
+	doc := e.body
+	if !json.Valid(doc) {
+		doc = errorDoc(e.errorType, string(doc))
+	}
+	body, _ := json.Marshal(initErrorReport{n.self, e.errorType, doc})
+	if len(body) <= maxInitErrorReport {
+		return body
+	}
+	var fields struct {
+		ErrorMessage string `json:"errorMessage"`
+	}
+	_ = json.Unmarshal(doc, &fields)
+	message := fields.ErrorMessage
+	if len(message) > maxInitErrorReport/2 {
+		message = strings.ToValidUTF8(message[:maxInitErrorReport/2], "") + " …"
+	}
+	body, _ = json.Marshal(initErrorReport{n.self, e.errorType, errorDoc(e.errorType, message)})
+	return body
 }
 
 // round resolves the activators' addresses and POSTs the announcement to each.
@@ -225,10 +296,16 @@ func (n *announcer) each(addrs []string, send func(addr string) error) {
 // send makes up to attempts tries of one request to the activator at addr, pausing between
 // them; it gives up at once on an answer that another try cannot change (a 4xx but 408 or 429).
 func (n *announcer) send(ctx context.Context, method, addr string, attempts int) error {
+	return n.sendTo(ctx, method, n.cfg.URL, n.body, addr, attempts)
+}
+
+// sendTo is send of body to target.
+func (n *announcer) sendTo(ctx context.Context, method string, target *url.URL, body []byte, addr string,
+	attempts int) error {
 	client := n.client(addr)
 	defer client.CloseIdleConnections()
 	for attempt := 0; ; attempt++ {
-		again, err := n.attempt(ctx, client, method)
+		again, err := n.attempt(ctx, client, method, target, body)
 		if err == nil {
 			return nil
 		}
@@ -239,7 +316,8 @@ func (n *announcer) send(ctx context.Context, method, addr string, attempts int)
 }
 
 // attempt makes one try; again says whether another could end otherwise.
-func (n *announcer) attempt(ctx context.Context, client *http.Client, method string) (again bool, err error) {
+func (n *announcer) attempt(ctx context.Context, client *http.Client, method string, target *url.URL,
+	body []byte) (again bool, err error) {
 	token, err := os.ReadFile(n.cfg.TokenFile)
 	if err == nil && len(bytes.TrimSpace(token)) == 0 {
 		err = fmt.Errorf("token file %s is empty", n.cfg.TokenFile)
@@ -249,7 +327,7 @@ func (n *announcer) attempt(ctx context.Context, client *http.Client, method str
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.attemptTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, n.cfg.URL.String(), bytes.NewReader(n.body))
+	req, err := http.NewRequestWithContext(ctx, method, target.String(), bytes.NewReader(body))
 	if err != nil {
 		return false, err
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -393,5 +394,74 @@ func TestAnnounceFollowsNoRedirect(t *testing.T) {
 	elsewhere.none(t) // the token goes to the activators only
 	if got := logs.String(); !strings.Contains(got, "post: HTTP 307") {
 		t.Errorf("logged %q", got)
+	}
+}
+
+func TestInitErrorsAreReportedBesideTheAnnouncement(t *testing.T) {
+	type report struct {
+		path string
+		auth string
+		body initErrorReport
+	}
+	got := make(chan report, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body initErrorReport
+		raw, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(raw, &body); err != nil {
+			t.Errorf("body %q: %v", raw, err)
+		}
+		got <- report{r.URL.Path, r.Header.Get("Authorization"), body}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	n, logs, _ := testAnnouncer(t, srv.URL+"/v1/announce", nil)
+
+	doc := errorDoc("Runtime.ImportModuleError", "Unable to import module 'app': No module named 'app'")
+	n.reportInitError(initError{"Runtime.ImportModuleError", doc})
+	long := strings.Repeat("é", maxInitErrorReport)
+	n.reportInitError(initError{codeErrorType, errorDoc(codeErrorType, long)})
+
+	for i := 0; i < 2; i++ {
+		var r report
+		select {
+		case r = <-got:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no report within 5 s")
+		}
+		if r.path != "/v1/init-error" || r.auth != "Bearer first" || r.body.announcement != wantBody {
+			t.Errorf("report %+v", r)
+		}
+		var e struct{ ErrorType, ErrorMessage string }
+		if err := json.Unmarshal(r.body.Error, &e); err != nil {
+			t.Fatal(err)
+		}
+		switch r.body.ErrorType {
+		case "Runtime.ImportModuleError":
+			if string(r.body.Error) != string(doc) {
+				t.Errorf("error %s, want the runtime's document %s", r.body.Error, doc)
+			}
+		case codeErrorType:
+			if !strings.HasSuffix(e.ErrorMessage, " …") || len(e.ErrorMessage) > maxInitErrorReport/2+4 {
+				t.Errorf("a long message is cut: %d bytes", len(e.ErrorMessage))
+			}
+		default:
+			t.Errorf("error type %q", r.body.ErrorType)
+		}
+	}
+	if logs.String() != "" {
+		t.Errorf("logged %q", logs)
+	}
+}
+
+func TestInitErrorURL(t *testing.T) {
+	for raw, want := range map[string]string{
+		"http://a.svc:8081/v1/announce": "http://a.svc:8081/v1/init-error",
+		"https://a/announce":            "https://a/init-error",
+		"http://a/x/y/":                 "http://a/x/y/init-error",
+	} {
+		u, _ := url.Parse(raw)
+		if got := initErrorURL(u).String(); got != want {
+			t.Errorf("%s: %s, want %s", raw, got, want)
+		}
 	}
 }

@@ -228,6 +228,7 @@ func (a *agent) runtimeGone() {
 // invocations waiting for one fail with it.
 func (a *agent) initFailed(e initError, d time.Duration) {
 	a.log.line(initReportLine(d, e.errorType))
+	a.announcer.reportInitError(e) // in the background
 	a.mu.Lock()
 	a.lastInitErr = &e
 	var failed []*invocation

@@ -9,9 +9,10 @@ their uids exist; the tokens are made as the kubelet would ask for them).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
 import pytest
@@ -25,6 +26,13 @@ from lambdalet.activator.announce import (
     VerifiedPod,
     verify,
 )
+from lambdalet.activator.events import HttpRequest
+from lambdalet.activator.internal import Internal
+from lambdalet.activator.kube import ClusterView
+from lambdalet.activator.metrics import Metrics
+from lambdalet.activator.model import FunctionConfig, InvokeRejected
+from lambdalet.activator.proxy import Proxy, ProxyLimits
+from lambdalet.activator.upstream import Pool
 from lambdalet.api.function import Function
 from lambdalet.controller.resources import deployment
 from lambdalet.k8s.client import KubeClient, load_connection
@@ -228,3 +236,49 @@ async def test_token_of_a_deleted_pod_is_rejected_even_when_cached(
 
     with pytest.raises(AnnouncementRejected, match=f"pod {namespace}/hello-1 does not exist"):
         await verify(client, bearer, claimed, POD_IP, cache=cache)
+
+
+def init_error_request(namespace: str, pod: str, bearer: str) -> HttpRequest:
+    body = {
+        **asdict(announcement(namespace, pod)),
+        "errorType": "Runtime.ImportModuleError",
+        "error": {"errorType": "Runtime.ImportModuleError", "errorMessage": "No module named 'x'"},
+    }
+    body["podIP"] = body.pop("pod_ip")
+    return HttpRequest(
+        method="POST",
+        path="/v1/init-error",
+        query="",
+        headers=(("Authorization", f"Bearer {bearer}"),),
+        body=json.dumps(body).encode(),
+        source_ip=POD_IP,
+    )
+
+
+async def test_an_init_error_report_is_verified_like_an_announcement(
+    controlplane: Cluster, namespace: str, client: KubeClient
+) -> None:
+    create_pod(controlplane, namespace, "hello-1")
+    create_pod(controlplane, namespace, "bye-1", fn="bye")
+    proxy = Proxy(Pool(), poke=lambda key: None, metrics=Metrics(), limits=ProxyLimits())
+    proxy.set_config(FunctionConfig(namespace=namespace, name="hello"))
+    internal = Internal(client, proxy, Metrics(), ClusterView(client, proxy))
+    try:
+        # A token of another Function's pod is refused: nothing is recorded.
+        stranger = token(controlplane, namespace, "bye-1")
+        refused = await internal.handle(init_error_request(namespace, "bye-1", stranger))
+        assert refused.status == 403
+        soon = asyncio.get_running_loop().time() + 0.2
+        with pytest.raises(InvokeRejected) as held:  # held until its deadline, as before
+            await proxy.invoke((namespace, "hello"), b"{}", request_id="r0", deadline=soon)
+        assert held.value.status == 504
+
+        reported = await internal.handle(
+            init_error_request(namespace, "hello-1", token(controlplane, namespace, "hello-1"))
+        )
+        assert reported.status == 204, reported.body
+        result = await proxy.invoke((namespace, "hello"), b"{}", request_id="r1")
+        assert (result.status, result.function_error) == (502, "Unhandled")
+        assert json.loads(result.body)["errorMessage"] == "No module named 'x'"
+    finally:
+        proxy.close()

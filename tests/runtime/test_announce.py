@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from lambdalet.activator.announce import Announcement
+from lambdalet.activator.announce import Announcement, InitErrorReport
 from tests.runtime.fixtures import StartAgent
 
 HELLO = "def handler(event, context):\n    return {'hello': event.get('name')}\n"
@@ -187,3 +187,32 @@ def test_without_announce_url_nothing_is_sent(
     assert agent.invoke({"name": "x"}).json() == {"hello": "x"}
     assert agent.stop() == 0
     activator.none()
+
+
+def test_an_init_failure_is_reported_with_the_error_its_invocations_get(
+    start_agent: StartAgent, activator: Activator, tmp_path: Path
+) -> None:
+    broken = "import no_such_module\n" + HELLO
+    agent = start_agent(
+        {"app.py": broken}, env=announce_env(tmp_path, activator.port), wait_ready=False
+    )
+
+    reported = activator.next()
+    assert (reported.method, reported.path) == ("POST", "/v1/init-error")
+    assert reported.headers["Authorization"] == f"Bearer {TOKEN}"
+    # The activator's own parser takes the report as it is: the pod, and the error document
+    # the pod answers invocations with.
+    report = InitErrorReport.from_json(reported.body)
+    assert report.announcement.pod == "fn-hello-5d8f7c9b4-x2x7q"
+    assert report.announcement.port == agent.port
+    assert report.error_type == "Runtime.ImportModuleError"
+    direct = agent.invoke({})
+    assert direct.status_code == 502
+    assert json.loads(report.error) == direct.json()
+    # Every failed round is reported; the pod is never announced ready.
+    again = activator.next(timeout=10)
+    assert again.path == "/v1/init-error"
+
+    assert agent.stop() == 0
+    posted = {(a.method, a.path) for a in list(activator.arrivals.queue)}
+    assert ("POST", "/v1/announce") not in posted

@@ -44,6 +44,7 @@ from lambdalet.names import LABEL_FUNCTION
 # together): the operator mounts the token, the activator accepts it.
 TOKEN_AUDIENCE = "lambdalet-activator"
 MAX_BODY_BYTES = 4096
+MAX_INIT_ERROR_BYTES = 16 * 1024  # an init-error report: the announcement and the error document
 MAX_TOKEN_BYTES = 16384
 POD_NAME_CLAIM = "authentication.kubernetes.io/pod-name"
 POD_UID_CLAIM = "authentication.kubernetes.io/pod-uid"
@@ -107,14 +108,10 @@ class Announcement:
     def from_json(cls, body: bytes) -> Announcement:
         """Parse the agent's JSON body. Keys it does not know are ignored: during an upgrade,
         newer agents announce themselves to older activators."""
-        if len(body) > MAX_BODY_BYTES:
-            raise InvalidAnnouncement(f"the body is over {MAX_BODY_BYTES} bytes")
-        try:
-            doc = json.loads(body, object_pairs_hook=_unique_keys)
-        except ValueError as exc:  # UnicodeDecodeError is one
-            raise InvalidAnnouncement(f"the body is not JSON: {exc}") from exc
-        if not isinstance(doc, dict):
-            raise InvalidAnnouncement("the body is not a JSON object")
+        return cls.from_doc(_json_object(body, MAX_BODY_BYTES))
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Announcement:
         raw_ip = _field(doc, "podIP", str)
         ip = canonical_ip(raw_ip)
         if ip is None:
@@ -127,6 +124,38 @@ class Announcement:
             port=_number(doc, "port", 1, 65535),
             concurrency=_number(doc, "concurrency", 1, 1000),
         )
+
+
+@dataclass(frozen=True)
+class InitErrorReport:
+    """A pod whose init failed, with the error document its invocations would get."""
+
+    announcement: Announcement
+    error_type: str
+    error: bytes  # the error document, a JSON object ({"errorMessage", "errorType", ...})
+
+    @classmethod
+    def from_json(cls, body: bytes) -> InitErrorReport:
+        doc = _json_object(body, MAX_INIT_ERROR_BYTES)
+        error_type = _field(doc, "errorType", str)
+        if not 0 < len(error_type) <= 128:
+            raise InvalidAnnouncement("errorType must be 1 to 128 characters")
+        error = doc.get("error")
+        if not isinstance(error, dict):
+            raise InvalidAnnouncement("error is not a JSON object")
+        return cls(Announcement.from_doc(doc), error_type, json.dumps(error).encode())
+
+
+def _json_object(body: bytes, limit: int) -> dict[str, Any]:
+    if len(body) > limit:
+        raise InvalidAnnouncement(f"the body is over {limit} bytes")
+    try:
+        doc = json.loads(body, object_pairs_hook=_unique_keys)
+    except ValueError as exc:  # UnicodeDecodeError is one
+        raise InvalidAnnouncement(f"the body is not JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise InvalidAnnouncement("the body is not a JSON object")
+    return doc
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

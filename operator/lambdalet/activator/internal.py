@@ -3,6 +3,9 @@
     POST   /v1/announce   a function pod's runtime is ready: verify it (``announce``), then route
                           to it at once (``Proxy.announce``) -> 204; 400/403/503 with a reason
     DELETE /v1/announce   the pod is stopping: verified the same way, then no new invocations
+    POST   /v1/init-error a function pod's init failed: verified the same way; requests held for
+                          the Function while no pod can serve get the error at once
+                          (``Proxy.init_failed``) -> 204
     GET    /metrics       Prometheus exposition (``metrics``)
     GET    /healthz       the process serves
     GET    /readyz        the Functions and endpoints have been listed once (until then the
@@ -21,7 +24,9 @@ import logging
 from lambdalet.activator.announce import (
     AnnounceError,
     Announcement,
+    InitErrorReport,
     ReviewCache,
+    VerifiedPod,
     verify,
 )
 from lambdalet.activator.events import HttpRequest, HttpResponse
@@ -57,6 +62,8 @@ class Internal:
         path, method = request.path, request.method
         if path == "/v1/announce" and method in ("POST", "DELETE"):
             return await self._announce(request, leaving=method == "DELETE")
+        if path == "/v1/init-error" and method == "POST":
+            return await self._init_error(request)
         if path == "/metrics" and method == "GET":
             return HttpResponse(200, (("content-type", CONTENT_TYPE),), self._metrics.exposition())
         if path == "/healthz":
@@ -69,16 +76,18 @@ class Internal:
             return HttpResponse(503, (("content-type", "text/plain"),), b"listing Functions")
         return _error(404, "Not Found")
 
-    async def _announce(self, request: HttpRequest, *, leaving: bool) -> HttpResponse:
+    async def _verified(
+        self, request: HttpRequest, announcement: Announcement, *, leaving: bool = False
+    ) -> VerifiedPod | HttpResponse:
+        """The pod that made ``request``, or the response refusing it."""
         authorization = next(
             (value for name, value in request.headers if name.lower() == "authorization"), ""
         )
         scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer":
+            return _error(401, "an announcement needs Authorization: Bearer <token>")
         try:
-            announcement = Announcement.from_json(request.body)
-            if scheme.lower() != "bearer":
-                return _error(401, "an announcement needs Authorization: Bearer <token>")
-            pod = await verify(
+            return await verify(
                 self._client,
                 token.strip(),
                 announcement,
@@ -90,6 +99,30 @@ class Internal:
         except AnnounceError as exc:
             log.warning("announcement from %s refused: %s", request.source_ip, exc.reason)
             return _error(exc.status, exc.reason)
+
+    async def _init_error(self, request: HttpRequest) -> HttpResponse:
+        try:
+            report = InitErrorReport.from_json(request.body)
+        except AnnounceError as exc:
+            log.warning("init-error report from %s refused: %s", request.source_ip, exc.reason)
+            return _error(exc.status, exc.reason)
+        pod = await self._verified(request, report.announcement)
+        if isinstance(pod, HttpResponse):
+            return pod
+        if not self._proxy.init_failed(pod.key, pod.ip, report.error):
+            return _error(404, f"no Function {pod.key[0]}/{pod.key[1]} here (yet)")
+        log.info("pod %s of %s/%s failed its init: %s", pod.pod, *pod.key, report.error_type)
+        return HttpResponse(204, (), b"")
+
+    async def _announce(self, request: HttpRequest, *, leaving: bool) -> HttpResponse:
+        try:
+            announcement = Announcement.from_json(request.body)
+        except AnnounceError as exc:
+            log.warning("announcement from %s refused: %s", request.source_ip, exc.reason)
+            return _error(exc.status, exc.reason)
+        pod = await self._verified(request, announcement, leaving=leaving)
+        if isinstance(pod, HttpResponse):
+            return pod
         if leaving:
             self._proxy.withdraw(pod.key, pod.ip)
             log.info("pod %s of %s/%s is stopping", pod.pod, *pod.key)

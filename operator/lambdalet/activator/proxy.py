@@ -16,6 +16,13 @@ the kubelet reports the pod ready. An announced pod is trusted until the Endpoin
 listed it and then dropped it, or for ``ANNOUNCED_GRACE`` seconds if they never list it. A pod
 that refuses a connection is skipped for a while (``DOWN_FIRST_SECONDS``, doubling) and then tried
 again; the request goes to another pod or waits, as nothing of it ran.
+
+A pod whose init failed reports it (``init_failed``, from the agent through the announcement
+endpoint). While the Function has no pod to route to, the requests held for it and those that
+come after get that init error at once, as the pod itself would answer them (502,
+``X-Amz-Function-Error: Unhandled``, the runtime's error document), instead of waiting until their
+deadline. The report counts until a pod of the Function is ready, the failed pod stops, or
+``INIT_FAILURE_SECONDS`` pass without another (the agent reports every failed round).
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ BUSY_RETRY_SECONDS = 0.01
 # value; the EndpointSlices remove pods that are really gone.
 DOWN_FIRST_SECONDS = 0.5
 DOWN_MAX_SECONDS = 10.0
+# The agent retries a failed init at most 5 minutes apart and reports each failure.
+INIT_FAILURE_SECONDS = 330.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,21 @@ class Pod:
         return (self.ip, self.port)
 
 
+@dataclass(frozen=True)
+class InitFailure:
+    """The last init failure a pod of a Function reported."""
+
+    ip: str  # of the pod that reported it
+    error: bytes  # the error document
+    until: float  # loop time it stops counting
+
+
+class _InitFailed(Exception):
+    def __init__(self, failure: InitFailure) -> None:
+        super().__init__("init failed")
+        self.failure = failure
+
+
 @dataclass(eq=False)
 class Target:
     """One Function as the activator sees it: config, pods, counts and waiters."""
@@ -82,6 +106,7 @@ class Target:
     busy_in_period: bool = False
     cold_since: float | None = None  # first held request of a cold start
     poked_at: float | None = None
+    init_failure: InitFailure | None = None
 
     @property
     def load(self) -> int:
@@ -144,6 +169,8 @@ class Proxy:
                 self._early_ready.pop(key, None)
             return
         now = self._loop.time()
+        if ready:
+            target.init_failure = None
         for ip, port in ready.items():
             pod = target.pods.get(ip)
             if pod is None:
@@ -168,15 +195,37 @@ class Proxy:
         if pod is None:
             pod = target.pods[ip] = Pod(ip, port, target.config.per_instance)
         pod.announced_at = self._loop.time()
+        target.init_failure = None
         self._dispatch(target)
         return True
 
     def withdraw(self, key: FunctionKey, ip: str) -> None:
         """A pod that is stopping: no new invocations."""
         target = self._targets.get(key)
-        pod = target.pods.get(ip) if target else None
-        if target is not None and pod is not None:
+        if target is None:
+            return
+        if target.init_failure is not None and target.init_failure.ip == ip:
+            target.init_failure = None  # the next pod tries its init afresh
+        pod = target.pods.get(ip)
+        if pod is not None:
             self._drop(target, pod)
+
+    def init_failed(self, key: FunctionKey, ip: str, error: bytes) -> bool:
+        """A verified pod whose init failed with ``error``; False when the Function is
+        unknown. With no pod to route to, the held requests get the error now."""
+        target = self._targets.get(key)
+        if target is None:
+            return False
+        failure = InitFailure(ip, error, self._loop.time() + INIT_FAILURE_SECONDS)
+        target.init_failure = failure
+        if not target.pods:
+            self._account(target)
+            while target.waiters:
+                waiter = target.waiters.popleft()
+                if not waiter.done():
+                    waiter.set_exception(_InitFailed(failure))
+            target.cold_since = None
+        return True
 
     # -- invoking -------------------------------------------------------------------------------
 
@@ -199,7 +248,15 @@ class Proxy:
         sent = [("lambdalet-request-id", request_id), *(headers or {}).items()]
         timeout = target.config.timeout_seconds + EXCHANGE_MARGIN
         while True:
-            pod = await self._acquire(target, deadline)
+            try:
+                pod = await self._acquire(target, deadline)
+            except _InitFailed as failed:
+                return InvokeResult(
+                    status=502,
+                    body=failed.failure.error,
+                    request_id=request_id,
+                    function_error="Unhandled",
+                )
             try:
                 response = await self._pool.post(pod.address, payload, sent, timeout=timeout)
             except StaleConnection:
@@ -247,6 +304,11 @@ class Proxy:
                 f"Rate Exceeded: {config.namespace}/{config.name} is at its reserved "
                 f"concurrency of {config.reserved}",
             )
+        failure = target.init_failure
+        if failure is not None and not target.pods:
+            if self._loop.time() < failure.until:
+                raise _InitFailed(failure)
+            target.init_failure = None
         if verdict is Verdict.OVERFLOW:
             self._metrics.overflowed(config.key)
             raise InvokeRejected(
