@@ -13,7 +13,7 @@ e2e/cluster/build.sh >/dev/null
 e2e/images/build.sh base
 echo "==> single-node cluster" >&2
 "$cluster" up
-echo "==> Lambdalet's images: the operator and the Python runtime" >&2
+echo "==> Lambdalet's images: the operator and the runtimes" >&2
 operator/image/build.sh
 runtime-images/build.sh
 

@@ -1,6 +1,8 @@
 """The examples on the real node: the operator deploys each on its runtime image (Python, Node,
 `provided`; the agent as PID 1), and an invocation through the activator's Invoke API -- with
 the Function at zero, so the autoscaler starts its first instance -- runs the unchanged code.
+And on each runtime of the API but `provided`, a handler reports the interpreter it runs on:
+the image's own, at the version runtime-images/versions.env pins.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import pytest
 
 from e2e.harness.activator import ActivatorProcess
 from e2e.harness.cluster import REPO, Cluster
+from e2e.harness.runtimes import expected_version, pinned_versions, version_matches
 from e2e.harness.wait import wait_for
+from lambdalet.api.function import Runtime
 
 pytestmark = pytest.mark.e2e
 
@@ -93,3 +97,73 @@ def test_example_runs_unchanged_on_its_runtime(
     )
     assert "Memory Size: 128 MB" in report
     assert "Init Duration" in report  # the first invocation of a fresh instance
+
+
+# Handlers that report the interpreter they run on, and the runtime Lambda would name for it.
+VERSION_HANDLERS = {
+    "python": (
+        "handler.handler",
+        "handler.py",
+        "import os, sys\n\n\n"
+        "def handler(event, context):\n"
+        '    return {"version": sys.version.split()[0], "executable": sys.executable,\n'
+        '            "executionEnv": os.environ.get("AWS_EXECUTION_ENV")}\n',
+    ),
+    "nodejs": (
+        "index.handler",
+        "index.js",
+        "exports.handler = async () => ({ version: process.version.slice(1),\n"
+        "  executable: process.execPath, executionEnv: process.env.AWS_EXECUTION_ENV });\n",
+    ),
+}
+
+
+def family(runtime: Runtime) -> str:
+    return "nodejs" if runtime.startswith("nodejs") else "python"
+
+
+@pytest.mark.parametrize(
+    "runtime", [runtime for runtime in Runtime if runtime is not Runtime.PROVIDED], ids=str
+)
+def test_each_runtime_image_runs_its_own_interpreter(
+    node_cluster: Cluster,
+    node_namespace: str,
+    activator_on_node: ActivatorProcess,
+    runtime_images: None,
+    runtime: Runtime,
+) -> None:
+    ns = node_namespace
+    name = "version-" + runtime.value.replace(".", "")
+    handler, filename, code = VERSION_HANDLERS[family(runtime)]
+    node_cluster.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+    node_cluster.apply(
+        [
+            {
+                "apiVersion": "lambdalet.dev/v1alpha1",
+                "kind": "Function",
+                "metadata": {"name": name},
+                "spec": {
+                    "runtime": runtime.value,
+                    "handler": handler,
+                    "timeoutSeconds": 10,
+                    "code": {"inline": {filename: code}},
+                },
+            }
+        ],
+        "-n",
+        ns,
+    )
+    node_cluster.kubectl("wait", "-n", ns, f"fn/{name}", "--for=condition=Ready", "--timeout=60s")
+
+    reply = httpx.post(
+        f"{activator_on_node.url}/2015-03-31/functions/{ns}:{name}/invocations",
+        json={},
+        timeout=90,
+    )
+
+    assert reply.status_code == 200, reply.text
+    assert "X-Amz-Function-Error" not in reply.headers, reply.text
+    result = reply.json()
+    assert version_matches(result["version"], expected_version(runtime, pinned_versions())), result
+    suffix = ".x" if family(runtime) == "nodejs" else ""
+    assert result["executionEnv"] == f"AWS_Lambda_{runtime.value}{suffix}", result

@@ -8,6 +8,9 @@ packages=(
     redis-server rabbitmq-server nats-server shellcheck
     # ElasticMQ, the SQS-compatible server of the dispatcher's tests, comes from Maven Central.
     openjdk-17-jre-headless maven
+    # CPython 3.12 of the python3.12 runtime image is built from source (runtime-images/python/
+    # cpython.sh) against these; the base image has the matching shared libraries.
+    make pkg-config libssl-dev libffi-dev zlib1g-dev libbz2-dev liblzma-dev libsqlite3-dev uuid-dev
 )
 missing=()
 for p in "${packages[@]}"; do
