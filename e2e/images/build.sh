@@ -52,11 +52,15 @@ commit() {
     local ctr="$1" tag="$2" hash="$3"
     bah config --label "dev.lambdalet.inputs=$hash" "$ctr" >/dev/null
     bah commit --quiet --rm "$ctr" "$tag" >/dev/null
+    prune
     touch "$CACHE/images/.stamp-$(echo "$tag" | tr '/:' '__')"
     log "built $tag"
 }
 
 hash_of() { cat "$@" | sha256sum | cut -c1-16; }
+
+# prune: remove the images a rebuild left without a tag (buildah keeps them until told).
+prune() { bah rmi --prune >/dev/null 2>&1 || true; }
 
 image_pause() {
     local tag=localhost/pause:3.10 hash
@@ -128,6 +132,7 @@ image_file() {
     if ! built "$tag" "$hash"; then
         bah bud --quiet --pull-never --layers=false -f "$file" -t "$tag" \
             --label "dev.lambdalet.inputs=$hash" "${args[@]}" "$context" >/dev/null
+        prune
         touch "$CACHE/images/.stamp-$(echo "$tag" | tr '/:' '__')"
         log "built $tag"
     fi
