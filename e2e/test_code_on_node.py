@@ -171,6 +171,17 @@ def test_a_missing_archive_is_an_init_error_at_once_and_recovers_once_uploaded(
     assert f"s3://code/{ns}/later.zip" in error["errorMessage"]
     assert "HTTP 403 Forbidden: AccessDenied" in error["errorMessage"]  # anonymous, private
     assert time.monotonic() - started < 30
+    # And `kubectl describe fn` says why.
+    event = wait_for(
+        lambda: node_cluster.get(
+            "events", "-n", ns, "--field-selector", "reason=InitError,involvedObject.name=later"
+        )["items"],
+        30,
+        what="the InitError Event on the Function",
+    )[0]
+    assert event["involvedObject"]["kind"] == "Function"
+    assert "Runtime.CodeDownloadError" in event["message"]
+    assert "AccessDenied" in event["message"]
 
     # Making the object readable mends it without a new pod: the agent's next round fetches it.
     data = archive()

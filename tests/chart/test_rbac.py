@@ -231,3 +231,15 @@ def test_schema_rejects(helm: Helm, values: dict[str, Any], complaint: str) -> N
 
     assert done.returncode != 0
     assert complaint in done.stderr, done.stderr
+
+
+def test_the_activator_writes_only_events_and_token_reviews(helm: Helm) -> None:
+    """Warning Events (InitError) on Functions, and the reviews of announcements' tokens."""
+    rules = cluster_rules(helm.template(), f"{RELEASE}-activator")
+
+    writes = {rule for rule in rules if rule[2] not in ("get", "list", "watch")}
+    assert writes == {
+        ("", "events", "create"),
+        ("events.k8s.io", "events", "create"),
+        ("authentication.k8s.io", "tokenreviews", "create"),
+    }

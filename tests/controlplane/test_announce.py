@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from e2e.harness.cluster import Cluster
+from e2e.harness.wait import wait_for
 from lambdalet.activator.announce import (
     TOKEN_AUDIENCE,
     Announcement,
@@ -33,6 +34,7 @@ from lambdalet.activator.metrics import Metrics
 from lambdalet.activator.model import FunctionConfig, InvokeRejected
 from lambdalet.activator.proxy import Proxy, ProxyLimits
 from lambdalet.activator.upstream import Pool
+from lambdalet.activator.warnings import InitErrorEvents
 from lambdalet.api.function import Function
 from lambdalet.controller.resources import deployment
 from lambdalet.k8s.client import KubeClient, load_connection
@@ -256,13 +258,22 @@ def init_error_request(namespace: str, pod: str, bearer: str) -> HttpRequest:
 
 
 async def test_an_init_error_report_is_verified_like_an_announcement(
-    controlplane: Cluster, namespace: str, client: KubeClient
+    crds: Cluster, namespace: str, client: KubeClient
 ) -> None:
+    controlplane = crds
     create_pod(controlplane, namespace, "hello-1")
     create_pod(controlplane, namespace, "bye-1", fn="bye")
+    controlplane.apply([named(function(), "hello")], "-n", namespace)
+    uid = controlplane.get("function", "hello", "-n", namespace)["metadata"]["uid"]
     proxy = Proxy(Pool(), poke=lambda key: None, metrics=Metrics(), limits=ProxyLimits())
-    proxy.set_config(FunctionConfig(namespace=namespace, name="hello"))
-    internal = Internal(client, proxy, Metrics(), ClusterView(client, proxy))
+    proxy.set_config(FunctionConfig(namespace=namespace, name="hello", uid=uid))
+    # Two activators of one release: each gets every report.
+    events = [InitErrorEvents(client), InitErrorEvents(client)]
+    internals = [
+        Internal(client, proxy, Metrics(), ClusterView(client, proxy), init_errors=e)
+        for e in events
+    ]
+    internal = internals[0]
     try:
         # A token of another Function's pod is refused: nothing is recorded.
         stranger = token(controlplane, namespace, "bye-1")
@@ -280,5 +291,31 @@ async def test_an_init_error_report_is_verified_like_an_announcement(
         result = await proxy.invoke((namespace, "hello"), b"{}", request_id="r1")
         assert (result.status, result.function_error) == (502, "Unhandled")
         assert json.loads(result.body)["errorMessage"] == "No module named 'x'"
+
+        # The report reached both activators: one Warning Event on the Function between them,
+        # which `kubectl describe fn` shows.
+        again = await internals[1].handle(
+            init_error_request(namespace, "hello-1", token(controlplane, namespace, "hello-1"))
+        )
+        assert again.status == 204
+        for e in events:
+            await e.flush()
+
+        def posted() -> list[dict[str, Any]]:
+            found = controlplane.get(
+                "events", "-n", namespace, "--field-selector", "reason=InitError"
+            )
+            return list(found["items"])
+
+        (event,) = wait_for(posted, 10, what="the InitError Event")
+        assert event["type"] == "Warning"
+        assert event["involvedObject"]["kind"] == "Function"
+        assert event["involvedObject"]["uid"] == uid
+        assert event["message"] == "pod hello-1: Runtime.ImportModuleError: No module named 'x'"
+        assert event["source"]["component"] == "lambdalet-activator"
+        described = controlplane.kubectl("describe", "function", "hello", "-n", namespace).stdout
+        assert "InitError" in described
     finally:
         proxy.close()
+        for e in events:
+            await e.aclose()

@@ -47,7 +47,8 @@ and serves the named namespaces as they were at start. */}}
 {{- end }}
 
 {{- /* The activator's rules on namespaced resources: Functions, their EndpointSlices, the pod
-that announces itself, and a Function's bearer-token Secret, by name only. */}}
+that announces itself, a Function's bearer-token Secret, by name only, and Warning Events on a
+Function whose pods fail their init. */}}
 {{- define "lambdalet.rbac.activator" -}}
 - apiGroups: [lambdalet.dev]
   resources: [functions]
@@ -58,6 +59,9 @@ that announces itself, and a Function's bearer-token Secret, by name only. */}}
 - apiGroups: [""]
   resources: [pods, secrets]
   verbs: [get]
+- apiGroups: ["", events.k8s.io]
+  resources: [events]
+  verbs: [create]
 {{- end }}
 
 {{- /* The activator, cluster-scoped: TokenReviews verify a pod's announcement. */}}

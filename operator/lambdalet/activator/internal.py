@@ -5,7 +5,8 @@
     DELETE /v1/announce   the pod is stopping: verified the same way, then no new invocations
     POST   /v1/init-error a function pod's init failed: verified the same way; requests held for
                           the Function while no pod can serve get the error at once
-                          (``Proxy.init_failed``) -> 204
+                          (``Proxy.init_failed``), and a Warning Event says why on the
+                          Function (``warnings``) -> 204
     GET    /metrics       Prometheus exposition (``metrics``)
     GET    /healthz       the process serves
     GET    /readyz        the Functions and endpoints have been listed once (until then the
@@ -33,6 +34,7 @@ from lambdalet.activator.events import HttpRequest, HttpResponse
 from lambdalet.activator.kube import ClusterView
 from lambdalet.activator.metrics import CONTENT_TYPE, Metrics
 from lambdalet.activator.proxy import Proxy
+from lambdalet.activator.warnings import InitErrorEvents
 from lambdalet.k8s import KubeClient
 
 log = logging.getLogger("lambdalet.activator")
@@ -49,6 +51,7 @@ class Internal:
         view: ClusterView,
         *,
         verify_peer_ip: bool = True,
+        init_errors: InitErrorEvents | None = None,
     ) -> None:
         self._client = client
         self._proxy = proxy
@@ -56,6 +59,7 @@ class Internal:
         self._view = view
         self._verify_peer_ip = verify_peer_ip
         self._cache = ReviewCache()
+        self._init_errors = init_errors
         self.draining = False  # set on SIGTERM: not ready, so Services stop routing here
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
@@ -112,6 +116,9 @@ class Internal:
         if not self._proxy.init_failed(pod.key, pod.ip, report.error):
             return _error(404, f"no Function {pod.key[0]}/{pod.key[1]} here (yet)")
         log.info("pod %s of %s/%s failed its init: %s", pod.pod, *pod.key, report.error_type)
+        config = self._proxy.config(pod.key)
+        if self._init_errors is not None and config is not None:
+            self._init_errors.report(config, pod.pod, report.error_type, report.error)
         return HttpResponse(204, (), b"")
 
     async def _announce(self, request: HttpRequest, *, leaving: bool) -> HttpResponse:

@@ -32,6 +32,7 @@ from lambdalet.activator.proxy import Proxy, ProxyLimits
 from lambdalet.activator.settings import ActivatorSettings
 from lambdalet.activator.stats import Reporter
 from lambdalet.activator.upstream import Pool
+from lambdalet.activator.warnings import InitErrorEvents
 from lambdalet.k8s import KubeClient, load_connection
 from lambdalet.signals import stop_on_signals
 
@@ -86,7 +87,15 @@ async def activate(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
         domain=settings.domain,
         default_namespace=settings.default_namespace,
     )
-    internal = Internal(client, proxy, metrics, view, verify_peer_ip=settings.verify_peer_ip)
+    init_errors = InitErrorEvents(client)
+    internal = Internal(
+        client,
+        proxy,
+        metrics,
+        view,
+        verify_peer_ip=settings.verify_peer_ip,
+        init_errors=init_errors,
+    )
     limits = ServerLimits(max_body_bytes=settings.max_body_bytes)
     connections = Connections()
     public = await serve(
@@ -157,6 +166,7 @@ async def activate(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         proxy.close()
+        await init_errors.aclose()
         await reporter.aclose()
         if redis is not None:
             await redis.aclose()

@@ -41,6 +41,7 @@ class FunctionConfig:
     max_event_age_seconds: float = 21600.0
     on_failure: FailureDestination | None = None
     public: bool = False  # http.exposure: public (served on the activator's public port too)
+    uid: str = ""  # the Function's, for the Events about it
 
     @property
     def key(self) -> FunctionKey:
@@ -65,6 +66,7 @@ class FunctionConfig:
                 FailureDestination(on_failure.type, on_failure.name) if on_failure else None
             ),
             public=spec.http.exposure == Exposure.PUBLIC,
+            uid=function.metadata.uid or "",
         )
 
 

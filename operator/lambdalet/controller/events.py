@@ -11,19 +11,29 @@ from typing import Any
 
 from lambdalet import names
 from lambdalet.controller.status import Problem
-from lambdalet.k8s import KubeClient, PermanentKubeError
+from lambdalet.k8s import KubeClient, PermanentKubeError, TransientKubeError
 
 log = logging.getLogger("lambdalet.operator")
 
 
-async def post_warning(client: KubeClient, body: Mapping[str, Any], problem: Problem) -> None:
-    """A Warning Event about ``body`` (any namespaced object) with the problem's words."""
+async def post_warning(
+    client: KubeClient,
+    body: Mapping[str, Any],
+    problem: Problem,
+    *,
+    name: str | None = None,
+    component: str = names.FIELD_MANAGER,
+) -> None:
+    """A Warning Event about ``body`` (any namespaced object) with the problem's words. With
+    ``name``, an Event of that name that exists already is left as it is (several replicas
+    posting about one thing post one Event between them)."""
     meta = body["metadata"]
     now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    naming = {"name": name} if name else {"generateName": f"{meta['name']}."}
     event = {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        "metadata": {**naming, "namespace": meta["namespace"]},
         "involvedObject": {
             "apiVersion": body["apiVersion"],
             "kind": body["kind"],
@@ -35,12 +45,16 @@ async def post_warning(client: KubeClient, body: Mapping[str, Any], problem: Pro
         "type": "Warning",
         "reason": problem.reason,
         "message": problem.message[:1024],
-        "source": {"component": names.FIELD_MANAGER},
+        "source": {"component": component},
         "firstTimestamp": now,
         "lastTimestamp": now,
         "count": 1,
     }
     try:
         await client.create(event)
+    except TransientKubeError as exc:
+        if name and exc.reason == "AlreadyExists":
+            return
+        raise
     except PermanentKubeError as exc:  # an Event is a courtesy: never fail reconciliation on it
         log.warning("%s/%s: could not post an Event: %s", meta["namespace"], meta["name"], exc)
