@@ -68,6 +68,26 @@ def temporary_credentials(minio: MinioServer) -> Credentials:
     ).retrieve()
 
 
+def temporary_env(
+    minio: MinioServer, bucket: str, *, with_token: bool
+) -> tuple[dict[str, str], Credentials]:
+    """The agent's environment for fn.zip with temporary credentials, with or without their
+    session token."""
+    sts = temporary_credentials(minio)
+    assert sts.session_token
+    env = s3_env(
+        minio,
+        bucket,
+        "fn.zip",
+        credentials=False,
+        LAMBDALET_CODE_S3_ACCESS_KEY_ID=sts.access_key,
+        LAMBDALET_CODE_S3_SECRET_ACCESS_KEY=sts.secret_key,
+    )
+    if with_token:
+        env["LAMBDALET_CODE_S3_SESSION_TOKEN"] = sts.session_token
+    return env, sts
+
+
 def assert_runs_the_archive(agent_task_root: Path, reply_json: object) -> None:
     assert reply_json == {"from": "url", "event": {"n": 1}}
     assert (agent_task_root / "lib" / "data.txt").read_text() == "x"
@@ -111,18 +131,8 @@ def test_temporary_credentials_with_a_session_token(
     start_agent: StartAgent, minio: MinioServer, bucket: str
 ) -> None:
     put(minio.client(), bucket, "fn.zip", ARCHIVE)
-    sts = temporary_credentials(minio)
-    assert sts.session_token
+    env, _ = temporary_env(minio, bucket, with_token=True)
 
-    env = s3_env(
-        minio,
-        bucket,
-        "fn.zip",
-        credentials=False,
-        LAMBDALET_CODE_S3_ACCESS_KEY_ID=sts.access_key,
-        LAMBDALET_CODE_S3_SECRET_ACCESS_KEY=sts.secret_key,
-        LAMBDALET_CODE_S3_SESSION_TOKEN=sts.session_token,
-    )
     agent = start_agent({}, env=env)
 
     reply = agent.invoke({"n": 1})
@@ -134,15 +144,7 @@ def test_the_same_temporary_credentials_without_their_token_are_refused(
     start_agent: StartAgent, minio: MinioServer, bucket: str
 ) -> None:
     put(minio.client(), bucket, "fn.zip", ARCHIVE)
-    sts = temporary_credentials(minio)
-    env = s3_env(
-        minio,
-        bucket,
-        "fn.zip",
-        credentials=False,
-        LAMBDALET_CODE_S3_ACCESS_KEY_ID=sts.access_key,
-        LAMBDALET_CODE_S3_SECRET_ACCESS_KEY=sts.secret_key,
-    )
+    env, sts = temporary_env(minio, bucket, with_token=False)
 
     agent = start_agent({}, env=env, wait_ready=False)
 
