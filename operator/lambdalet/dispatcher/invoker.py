@@ -207,13 +207,18 @@ class ActivatorInvoker:
                 await self._slots.acquire()  # free: returns without suspending
         except TimeoutError:
             return _late(timeout, "no free connection")
+        if loop.time() >= deadline:  # a slot came free only as the time ran out
+            self._slots.release()
+            return _late(timeout, "no free connection")
         try:
             status, headers, body = await self._exchange(request, deadline, loop)
         except _TimedOut:
             return _late(timeout, "the activator did not answer")
         except _Broken as exc:
             return InvokeFailed(FailureKind.UNREACHABLE, str(exc))
-        except TimeoutError:  # connecting took CONNECT_TIMEOUT (or what was left of timeout)
+        except TimeoutError:  # connecting took CONNECT_TIMEOUT, or what was left of timeout
+            if loop.time() >= deadline:
+                return _late(timeout, "connecting to the activator took the rest of it")
             return InvokeFailed(
                 FailureKind.UNREACHABLE, f"cannot connect to {self._authority}: timed out"
             )
