@@ -13,9 +13,12 @@ Errors the client caused are answered here, with API Gateway's ``{"message": ...
 oversized headers.
 
 A graceful stop goes through ``Connections``, shared by the servers of one process: ``drain()``
-closes the connections that have no request in progress and makes every later response close
-its connection (``connection: close``), so clients open new ones, which the Service no longer
-routes here; ``wait_idle()`` returns once no request is being answered.
+makes every later response close its connection (``connection: close``), so clients open new
+ones, which the Service no longer routes here. An idle kept-alive connection is left open
+meanwhile: closing it could cross a request the client is sending on it, which would then get no
+answer at all, while its next request gets one, and the close. ``close_idle()``, once the
+listeners are closed, closes those that stayed idle; ``wait_idle()`` returns once no request is
+being answered.
 """
 
 from __future__ import annotations
@@ -90,8 +93,11 @@ class Connections:
         return sum(1 for connection in self._open if connection.in_request)
 
     def drain(self) -> None:
-        """From now on, close each connection as soon as it has no request in progress."""
+        """From now on, close each connection after its next response."""
         self.draining = True
+
+    def close_idle(self) -> None:
+        """Close the connections that have no request in progress."""
         for connection in list(self._open):
             connection.close_when_idle()
 

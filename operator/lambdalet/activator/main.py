@@ -7,10 +7,11 @@ when Redis is configured (``LAMBDALET_REDIS_URL``), ``asyncq`` taking Event invo
 working them off through the same proxy.
 
 Stopping (SIGTERM) is graceful, as a Service's endpoints change only after the pod is told to
-stop: /readyz turns 503 at once and every connection closes after its request in progress
+stop: /readyz turns 503 at once and every connection closes after its next response
 (``http1.Connections``), but the activator goes on accepting for ``drain_seconds`` while
-kube-proxy and the EndpointSlices catch up; then it stops listening and gives the requests still
-in progress (a cold start may hold one for a while) up to ``shutdown_timeout`` to finish.
+kube-proxy and the EndpointSlices catch up; then it stops listening, closes the connections that
+stayed idle, and gives the requests still in progress (a cold start may hold one for a while) up
+to ``shutdown_timeout`` to finish.
 """
 
 from __future__ import annotations
@@ -146,6 +147,7 @@ async def activate(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
         for server in (public, outside):
             if server is not None:
                 server.close()
+        connections.close_idle()
         try:
             async with asyncio.timeout(settings.shutdown_timeout):
                 await connections.wait_idle()
