@@ -124,7 +124,7 @@ def main() -> int:
     )
     try:
         cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-        cluster.kubectl("wait", "--for=condition=Established", "crd/functions.lambdalet.dev")
+        cluster.wait_established("functions.lambdalet.dev")
         cluster.kubectl("create", "namespace", NAMESPACE)
         operator.start()
         time.sleep(2)  # let the operator finish its initial (empty) listing

@@ -51,9 +51,7 @@ def operator_on_node(
 ) -> Iterator[OperatorProcess]:
     """The operator as a process in the node's namespace, with the CRDs installed."""
     node_cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-    node_cluster.kubectl(
-        "wait", "--for=condition=Established", "crd/functions.lambdalet.dev", "--timeout=30s"
-    )
+    node_cluster.wait_established("functions.lambdalet.dev", "eventsources.lambdalet.dev")
     process = OperatorProcess(
         node_cluster.operator_kubeconfig or node_cluster.kubeconfig,
         tmp_path_factory.mktemp("operator") / "operator.log",

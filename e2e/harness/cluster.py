@@ -12,8 +12,11 @@ import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
+
+from e2e.harness.wait import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "e2e" / "cluster" / "cluster.sh"
@@ -123,6 +126,17 @@ class Cluster:
     def get(self, *args: str) -> Any:
         """``kubectl get … -o json``, parsed."""
         return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+    def wait_established(self, *crds: str, timeout: float = 30) -> None:
+        """Wait until each CRD is Established. (``kubectl wait --for=condition=Established``
+        fails at once, instead of waiting, on a CRD whose status has no conditions yet.)"""
+
+        for crd in crds:
+            wait_for(partial(self._established, crd), timeout, what=f"CRD {crd} Established")
+
+    def _established(self, crd: str) -> bool:
+        conditions = self.get("crd", crd).get("status", {}).get("conditions") or []
+        return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
 
     def apply(self, manifest: str | Sequence[Mapping[str, Any]], *args: str) -> str:
         text = manifest if isinstance(manifest, str) else _yaml_stream(manifest)

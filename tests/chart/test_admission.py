@@ -24,8 +24,7 @@ pytestmark = pytest.mark.controlplane
 def namespaces(controlplane: Cluster) -> Iterator[tuple[str, str, str]]:
     """A release namespace and two Function namespaces, all enforcing Pod Security restricted."""
     controlplane.kubectl("apply", "--server-side", "-f", str(CHART / "crds"))
-    for crd in ("functions.lambdalet.dev", "eventsources.lambdalet.dev"):
-        controlplane.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=30s")
+    controlplane.wait_established("functions.lambdalet.dev", "eventsources.lambdalet.dev")
     suffix = uuid.uuid4().hex[:6]
     names = (f"chart-system-{suffix}", f"chart-apps-{suffix}", f"chart-team-{suffix}")
     for name in names:

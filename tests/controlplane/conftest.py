@@ -13,8 +13,7 @@ from e2e.harness.operator import OperatorProcess
 @pytest.fixture(scope="session")
 def crds(controlplane: Cluster) -> Cluster:
     controlplane.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-    for crd in ("functions.lambdalet.dev", "eventsources.lambdalet.dev"):
-        controlplane.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=30s")
+    controlplane.wait_established("functions.lambdalet.dev", "eventsources.lambdalet.dev")
     return controlplane
 
 
