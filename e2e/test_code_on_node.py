@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import time
 import zipfile
 from collections.abc import Iterator
@@ -23,7 +22,13 @@ import pytest
 from e2e.harness.activator import ActivatorProcess
 from e2e.harness.cluster import Cluster
 from e2e.harness.wait import wait_for
-from tests.dispatcher.minio_server import ROOT_PASSWORD, ROOT_USER, MinioServer, running_minio
+from tests.dispatcher.minio_server import (
+    ROOT_PASSWORD,
+    ROOT_USER,
+    MinioServer,
+    public_read,
+    running_minio,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -199,19 +204,3 @@ def test_a_missing_archive_is_an_init_error_at_once_and_recovers_once_uploaded(
         what="an answer once the archive is readable",
     )
     assert reply.json()["greeting"] == "hello from the bucket, lambdalet"
-
-
-def public_read(bucket: str, pattern: str) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"AWS": ["*"]},
-                    "Action": ["s3:GetObject"],
-                    "Resource": [f"arn:aws:s3:::{bucket}/{pattern}"],
-                }
-            ],
-        }
-    )

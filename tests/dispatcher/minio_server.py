@@ -11,6 +11,7 @@ retried every 3 s) and stops it on exit; the process never outlives the context.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -107,6 +108,23 @@ class MinioServer:
             secret_key=ROOT_PASSWORD,
             secure=False,
         )
+
+
+def public_read(bucket: str, pattern: str) -> str:
+    """A bucket policy letting anyone GET the objects whose keys match ``pattern``."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": ["*"]},
+                    "Action": ["s3:GetObject"],
+                    "Resource": [f"arn:aws:s3:::{bucket}/{pattern}"],
+                }
+            ],
+        }
+    )
 
 
 def _ready(host: str, port: int) -> bool:

@@ -17,7 +17,13 @@ import pytest
 from minio import Minio
 from minio.credentials import AssumeRoleProvider, Credentials
 
-from tests.dispatcher.minio_server import ROOT_PASSWORD, ROOT_USER, MinioServer, running_minio
+from tests.dispatcher.minio_server import (
+    ROOT_PASSWORD,
+    ROOT_USER,
+    MinioServer,
+    public_read,
+    running_minio,
+)
 from tests.runtime.fixtures import StartAgent
 from tests.runtime.test_code_download import HANDLER, Entry, assert_code_error, zip_of
 
@@ -180,22 +186,7 @@ def test_anonymous_access_to_a_public_bucket_and_not_to_a_private_one(
     client = minio.client()
     put(client, bucket, "private/fn.zip", ARCHIVE)
     put(client, bucket, "public/fn.zip", ARCHIVE)
-    client.set_bucket_policy(
-        bucket,
-        json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"AWS": ["*"]},
-                        "Action": ["s3:GetObject"],
-                        "Resource": [f"arn:aws:s3:::{bucket}/public/*"],
-                    }
-                ],
-            }
-        ),
-    )
+    client.set_bucket_policy(bucket, public_read(bucket, "public/*"))
 
     public = start_agent({}, env=s3_env(minio, bucket, "public/fn.zip", credentials=False))
     private = start_agent(

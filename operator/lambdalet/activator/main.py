@@ -17,6 +17,7 @@ to ``shutdown_timeout`` to finish.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from collections.abc import Mapping
@@ -78,16 +79,17 @@ async def activate(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
         queue_depth=queue.depth if queue is not None else None,
     )
     view = ClusterView(client, proxy, namespaces=settings.namespaces)
-    activator_tokens = SecretTokens(client)
-    activator = Activator(
+    front = functools.partial(
+        Activator,
         proxy,
         proxy,
-        tokens=activator_tokens,
+        tokens=SecretTokens(client),
         async_queue=queue,
         metrics=metrics,
         domain=settings.domain,
         default_namespace=settings.default_namespace,
     )
+    activator = front()
     init_errors = InitErrorEvents(client)
     internal = Internal(
         client,
@@ -108,16 +110,7 @@ async def activate(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
     outside = None
     if settings.public_port:
         # Only http.exposure: public Functions; the cluster-local ones are 404 here.
-        exposed = Activator(
-            proxy,
-            proxy,
-            tokens=activator_tokens,
-            async_queue=queue,
-            metrics=metrics,
-            domain=settings.domain,
-            default_namespace=settings.default_namespace,
-            public_only=True,
-        )
+        exposed = front(public_only=True)
         outside = await serve(
             exposed.handle,
             settings.host,

@@ -219,11 +219,7 @@ class Proxy:
         failure = InitFailure(ip, error, self._loop.time() + INIT_FAILURE_SECONDS)
         target.init_failure = failure
         if not target.pods:
-            self._account(target)
-            while target.waiters:
-                waiter = target.waiters.popleft()
-                if not waiter.done():
-                    waiter.set_exception(_InitFailed(failure))
+            self._reject_waiters(target, _InitFailed(failure))
             target.cold_since = None
         return True
 
@@ -406,7 +402,8 @@ class Proxy:
         if target.pods.pop(pod.ip, None) is not None:
             self._pool.forget(pod.address)
 
-    def _reject_waiters(self, target: Target, error: InvokeRejected) -> None:
+    def _reject_waiters(self, target: Target, error: Exception) -> None:
+        self._account(target)
         while target.waiters:
             waiter = target.waiters.popleft()
             if not waiter.done():
