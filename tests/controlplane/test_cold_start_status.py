@@ -125,6 +125,10 @@ async def test_a_cold_start_the_activator_measured_shows_in_the_status(
         status = stored(controlplane, ns, "cold")
         ready = next(c for c in status["conditions"] if c["type"] == "Ready")
         assert (ready["status"], status["lastColdStartSeconds"]) == ("True", 2.5)
+        header, row = controlplane.kubectl(
+            "get", "fn", "cold", "-n", ns, "-o", "wide"
+        ).stdout.split("\n")[:2]
+        assert dict(zip(header.split(), row.split(), strict=True))["COLD-START"] == "2.5"
     finally:
         await reporter.aclose()
         proxy.close()
