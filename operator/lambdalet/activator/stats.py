@@ -89,7 +89,7 @@ class Reporter:
         cold_starts = dict(self._cold_starts()) if self._cold_starts is not None else {}
         # A cold start implies load in its period; should one come alone, it is sent with none.
         loaded = {key for key, _, _ in loads}
-        loads += [(key, 0.0, 0) for key in cold_starts if key not in loaded]
+        loads = [*loads, *((key, 0.0, 0) for key in cold_starts if key not in loaded)]
         for (namespace, name), load, _held in loads:
             entry: dict[str, object] = {
                 "namespace": namespace,
