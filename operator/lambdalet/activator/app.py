@@ -32,7 +32,7 @@ from lambdalet.activator.events import (
     error_response,
     http_response,
 )
-from lambdalet.activator.metrics import Metrics, Path, Queued
+from lambdalet.activator.metrics import Metrics, Queued, Via
 from lambdalet.activator.model import FunctionConfig, FunctionKey, Invoker, InvokeRejected
 from lambdalet.activator.routes import InvokeRoute, RouteError, route
 from lambdalet.outcomes import Outcome, of_answer, of_refusal
@@ -112,7 +112,7 @@ class Activator:
                 )
             return error_response(404, "Not Found")
         denied = await self._authorise(request, config)
-        path: Path = "invoke" if invoke_api else "http"
+        path: Via = "invoke" if invoke_api else "http"
         outcome: Outcome | Queued
         if denied is not None:
             response, outcome = denied, Outcome.REJECTED

@@ -45,7 +45,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 Loads = Callable[[], Iterable[tuple[FunctionKey, int, int]]]
 # Where an invocation came in: an HTTP route, the Invoke API, the asynchronous worker.
-Path = Literal["http", "invoke", "async"]
+Via = Literal["http", "invoke", "async"]
 # What the Invoke API did with an Event or a DryRun invocation instead of invoking.
 Queued = Literal["queued", "dry_run"]
 
@@ -79,7 +79,7 @@ class _Answers:
 
     def __init__(self) -> None:
         self.codes: dict[int, int] = {}
-        self.outcomes: dict[tuple[Path, Outcome | Queued], int] = {}
+        self.outcomes: dict[tuple[Via, Outcome | Queued], int] = {}
         self.buckets = [0] * (len(DURATION_BUCKETS) + 1)  # the last one is +Inf
         self.count = 0
         self.total = 0.0
@@ -162,7 +162,7 @@ class Metrics:
         code: int,
         seconds: float,
         *,
-        path: Path,
+        path: Via,
         outcome: Outcome | Queued,
     ) -> None:
         """A client's request answered with ``code`` after ``seconds``."""
@@ -181,7 +181,7 @@ class Metrics:
         answers = self._answers.get(key)
         if answers is None:
             answers = self._answers[key] = _Answers()
-        counted: tuple[Path, Outcome] = ("async", outcome)
+        counted: tuple[Via, Outcome] = ("async", outcome)
         answers.outcomes[counted] = answers.outcomes.get(counted, 0) + 1
 
     def cold_start(self, key: FunctionKey) -> None:
