@@ -8,9 +8,10 @@ patch of the status subresource, when ``status.cold_start_update`` says it chang
 value (rounded to 10 ms). So a Function costs one status write per cold start (one per activator
 that held requests for it, at most), none per request, and nothing while it is warm.
 
-Bounded: one pending figure per Function (a newer report replaces an unwritten one), for
-Functions the operator knows; writes go one at a time. A failed write is logged and dropped: the
-next cold start brings a new figure. The reconciler never writes the field (see ``status``).
+Bounded: one pending figure and one written figure per Function the operator knows (a newer
+report replaces an unwritten one); writes go one at a time. A failed write is logged and
+dropped: the next cold start brings a new figure. The reconciler never writes the field (see
+``status``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class ColdStartWriter:
         self._client = client
         self._functions = functions
         self._pending: dict[Key, float] = {}
+        # What this writer last wrote: the body in ``functions`` shows it only once the watch
+        # has brought the write back, and a second activator's report may come before that.
+        self._written: dict[Key, float] = {}
         self._wake = asyncio.Event()
 
     def report(self, key: Key, seconds: float) -> None:
@@ -54,11 +58,14 @@ class ColdStartWriter:
     async def _write(self, key: Key, seconds: float) -> None:
         body = self._functions.get(key)
         if body is None:
+            self._written.pop(key, None)
             return  # deleted meanwhile
-        stored = (body.get("status") or {}).get("lastColdStartSeconds")
+        stored = self._written.get(key, (body.get("status") or {}).get("lastColdStartSeconds"))
         value = cold_start_update(seconds, stored if isinstance(stored, int | float) else None)
         if value is None:
             return
+        for gone in [known for known in self._written if known not in self._functions]:
+            del self._written[gone]
         namespace, name = key
         try:
             await self._client.patch_status(
@@ -68,3 +75,5 @@ class ColdStartWriter:
             return
         except KubeError as exc:
             log.warning("%s/%s: writing lastColdStartSeconds %.2f failed: %s", *key, value, exc)
+            return
+        self._written[key] = value
