@@ -53,7 +53,10 @@ class ColdStartWriter:
             self._wake.clear()
             while self._pending:
                 key = next(iter(self._pending))
-                await self._write(key, self._pending.pop(key))
+                try:
+                    await self._write(key, self._pending.pop(key))
+                except Exception:  # a bug must not stop the writes of every other Function
+                    log.exception("%s/%s: writing lastColdStartSeconds failed", *key)
 
     async def _write(self, key: Key, seconds: float) -> None:
         body = self._functions.get(key)
