@@ -115,10 +115,15 @@ func timeoutOutcome(id string, timeout time.Duration, now time.Time) outcome {
 	return functionError("Sandbox.Timedout", msg, msg)
 }
 
-// exitOutcome is the error of an invocation whose runtime process exited under it.
-func exitOutcome(id, status string) outcome {
+// outOfMemory is the error type of a runtime the kernel's OOM killer ended (see oom.go).
+const outOfMemory = "Runtime.OutOfMemory"
+
+// exitOutcome is the error of an invocation whose runtime process exited under it: errorType
+// Runtime.ExitError, or Runtime.OutOfMemory for an OOM kill, e.g. "RequestId: 8476a536-…
+// Error: Runtime exited with error: signal: killed", as Lambda words both.
+func exitOutcome(id, status, errorType string) outcome {
 	msg := "RequestId: " + id + " Error: " + exitReason(status)
-	return functionError("Runtime.ExitError", msg, msg+"\nRuntime.ExitError")
+	return functionError(errorType, msg, msg+"\n"+errorType)
 }
 
 func exitReason(status string) string {

@@ -33,12 +33,23 @@ func TestExitOutcome(t *testing.T) {
 	}
 	for status, want := range cases {
 		var doc struct{ ErrorMessage, ErrorType string }
-		if err := json.Unmarshal(exitOutcome("r1", status).body, &doc); err != nil {
+		if err := json.Unmarshal(exitOutcome("r1", status, "Runtime.ExitError").body, &doc); err != nil {
 			t.Fatal(err)
 		}
 		if doc.ErrorMessage != want || doc.ErrorType != "Runtime.ExitError" {
 			t.Errorf("%s: %+v", status, doc)
 		}
+	}
+}
+
+func TestOutOfMemoryOutcome(t *testing.T) {
+	o := exitOutcome("r1", "signal: killed", outOfMemory)
+	want := `{"errorMessage":"RequestId: r1 Error: Runtime exited with error: signal: killed","errorType":"Runtime.OutOfMemory"}`
+	if string(o.body) != want || o.errorType != "Runtime.OutOfMemory" || o.status != 200 {
+		t.Errorf("got %d %s %q", o.status, o.body, o.errorType)
+	}
+	if o.logLine != "RequestId: r1 Error: Runtime exited with error: signal: killed\nRuntime.OutOfMemory" {
+		t.Errorf("log line %q", o.logLine)
 	}
 }
 

@@ -8,7 +8,7 @@
 //
 // Files: config.go (environment), invokeapi.go (the activator's side), runtimeapi.go (the
 // runtime's side), queue.go (hand-off between them), invocation.go (one invocation and its
-// outcomes), supervisor.go (runtime processes), logs.go (the function's log), code.go and
+// outcomes), supervisor.go (runtime processes), oom.go (out-of-memory kills), logs.go (the function's log), code.go and
 // unzip.go (code fetched from a URL at start), announce.go (telling the activators the pod is
 // ready before the kubelet does).
 package main
@@ -39,6 +39,7 @@ type agent struct {
 	reaper    *reaper
 	runtimes  []*runtimeSlot
 	announcer *announcer // nil without LAMBDALET_ANNOUNCE_URL
+	oom       oomCounter // the pod's OOM kills, to tell them from other SIGKILLs
 
 	mu          sync.Mutex
 	ready       int        // runtime processes that have initialised and are alive
@@ -66,6 +67,7 @@ func run() int {
 		log:       log,
 		slots:     make(chan struct{}, cfg.Concurrency),
 		reaper:    newReaper(),
+		oom:       newOOMCounter(),
 	}
 	a.announcer = newAnnouncer(cfg, log)
 

@@ -63,7 +63,9 @@ type process struct {
 	pid          int
 	started      time.Time
 	exited       <-chan syscall.WaitStatus
-	initialized  bool // it asked for its first invocation
+	oomBefore    int64 // the cgroup's OOM kills when it started
+	oomCounted   bool  // oomBefore could be read
+	initialized  bool  // it asked for its first invocation
 	initDuration time.Duration
 	initReported bool // the REPORT of its first invocation carried Init Duration
 	initFailed   bool // it posted /runtime/init/error
@@ -124,6 +126,7 @@ func (r *runtimeSlot) start() (*process, error) {
 	defer r.mu.Unlock()
 	// The process may ask for work before start returns: it is recorded under the same lock.
 	p := &process{started: time.Now()}
+	p.oomBefore, p.oomCounted = a.oom.kills()
 	p.pid, p.exited, err = a.reaper.start(path, a.cfg.Bootstrap, env, a.cfg.TaskRoot)
 	if err != nil {
 		return nil, err
@@ -145,18 +148,24 @@ func (r *runtimeSlot) exited(p *process, ws syscall.WaitStatus) {
 		r.failures++
 	}
 	r.mu.Unlock()
+	errorType := "Runtime.ExitError"
+	if p.oomCounted && status == "signal: killed" && killed == "" {
+		after, ok := a.oom.kills()
+		if killedForMemory(status, killed, p.oomBefore, after, ok) {
+			errorType = outOfMemory
+		}
+	}
 
 	if initialized {
 		a.runtimeGone()
 	}
 	if cur != nil {
-		cur.finish(exitOutcome(cur.id, status), now)
+		cur.finish(exitOutcome(cur.id, status, errorType), now)
 	} else if killed == "" {
 		a.log.agent("runtime %d (pid %d) ended: %s", r.index, p.pid, status)
 	}
 	if !initialized && !initFailed && killed == "" && !a.isStopping() {
-		a.initFailed(initError{"Runtime.ExitError", errorDoc("Runtime.ExitError", exitReason(status))},
-			now.Sub(p.started))
+		a.initFailed(initError{errorType, errorDoc(errorType, exitReason(status))}, now.Sub(p.started))
 	}
 }
 

@@ -107,9 +107,10 @@ async def start_stack(
     tokens: StaticTokens | None = None,
     async_queue: Callable[[Proxy], AsyncQueue] | None = None,
     public_only: bool = False,
+    metrics: Metrics | None = None,
 ) -> Stack:
     pokes: list[FunctionKey] = []
-    metrics = Metrics()
+    metrics = metrics or Metrics()
     proxy = Proxy(Pool(), poke=pokes.append, metrics=metrics, limits=proxy_limits)
     metrics.watch_loads(proxy.loads)
     queue = async_queue(proxy) if async_queue is not None else None

@@ -128,6 +128,11 @@ async def test_cold_start_is_held_poked_and_released_when_a_pod_appears(
         exposition
     )
     assert "lambdalet_activator_cold_start_duration_seconds_count" in exposition
+    # The autoscaler hears of the cold start once (and writes it to the Function's status).
+    cold_starts = stack.proxy.cold_starts()
+    assert list(cold_starts) == [key]
+    assert 0 < cold_starts[key] < 60
+    assert stack.proxy.cold_starts() == {}
 
 
 async def test_held_request_times_out_with_504_and_a_reason() -> None:

@@ -205,6 +205,7 @@ def test_crd_names_and_columns() -> None:
         "Reason",
         "Replicas",
         "URL",
+        "Cold-Start",
         "Age",
     ]
     assert CRDS["EventSource"]["spec"]["names"]["shortNames"] == ["evs"]

@@ -359,3 +359,26 @@ async def test_a_poke_during_a_long_tick_is_taken_before_the_tick_ends(
 
     assert turned[:3] == [OTHER, HELLO, ("team", "idle0")]
     assert bed.writer.counts() == [("fn-hello", 1)]
+
+
+def test_cold_starts_in_reports_are_handed_on_for_known_functions(bed: Bed) -> None:
+    heard: list[tuple[Key, float]] = []
+    autoscaler = Autoscaler(
+        settings=Settings(),
+        functions=bed.functions,
+        deployment=bed.index.get,
+        write=bed.writer,
+        clock=bed.clock,
+        cold_start=lambda key, seconds: heard.append((key, seconds)),
+    )
+    report = StatsReport(
+        "activator-a",
+        (
+            FunctionLoad(HELLO, 1.0, cold_start_seconds=1.25),
+            FunctionLoad(OTHER, 2.0),  # no cold start in this second
+            FunctionLoad(("team", "ghost"), 1.0, cold_start_seconds=0.5),  # unknown: ignored
+        ),
+    )
+
+    assert autoscaler.receive_stats(report) == 2
+    assert heard == [(HELLO, 1.25)]

@@ -59,8 +59,23 @@ def test_malformed_poke(body: Any, says: str) -> None:
             {"activator": "a-1", "functions": [line(queueDepth=None)], "future": {"x": 1}},
             (FunctionLoad(("team", "hello"), 1.0),),
         ),
+        (
+            {"activator": "a-1", "functions": [line(coldStartSeconds=1.234)]},
+            (FunctionLoad(("team", "hello"), 1.0, cold_start_seconds=1.234),),
+        ),
+        (
+            {"activator": "a-1", "functions": [line(coldStartSeconds=0)]},
+            (FunctionLoad(("team", "hello"), 1.0, cold_start_seconds=0.0),),
+        ),
     ],
-    ids=["empty", "with-queue-depth", "two-functions", "unknown-fields-ignored"],
+    ids=[
+        "empty",
+        "with-queue-depth",
+        "two-functions",
+        "unknown-fields-ignored",
+        "with-cold-start",
+        "instant-cold-start",
+    ],
 )
 def test_stats(body: Any, expected: tuple[FunctionLoad, ...]) -> None:
     assert parse_stats(body) == StatsReport("a-1", expected)
@@ -91,6 +106,14 @@ def test_stats(body: Any, expected: tuple[FunctionLoad, ...]) -> None:
             {"activator": "a", "functions": [line(queueDepth=False)]},
             "queueDepth must be an integer",
         ),
+        ({"activator": "a", "functions": [line(coldStartSeconds=-1)]}, "coldStartSeconds must be"),
+        ({"activator": "a", "functions": [line(coldStartSeconds="1")]}, "coldStartSeconds must be"),
+        ({"activator": "a", "functions": [line(coldStartSeconds=True)]}, "coldStartSeconds must"),
+        (
+            {"activator": "a", "functions": [line(coldStartSeconds=float("nan"))]},
+            "coldStartSeconds must be a number from 0 to 3600",
+        ),
+        ({"activator": "a", "functions": [line(coldStartSeconds=1e9)]}, "coldStartSeconds must"),
         ({"activator": "a", "functions": [line(), line()]}, "team/hello is already in this report"),
         ({"activator": "a", "functions": [{"name": "x", "inFlight": 1}]}, "namespace must be"),
     ],
@@ -108,6 +131,11 @@ def test_stats(body: Any, expected: tuple[FunctionLoad, ...]) -> None:
         "negative-queue",
         "fractional-queue",
         "bool-queue",
+        "negative-cold-start",
+        "string-cold-start",
+        "bool-cold-start",
+        "nan-cold-start",
+        "huge-cold-start",
         "duplicate-function",
         "line-without-namespace",
     ],

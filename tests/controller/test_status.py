@@ -8,7 +8,12 @@ import pytest
 
 from lambdalet.api.common import Condition, ConditionStatus
 from lambdalet.api.function import FunctionStatus
-from lambdalet.controller.status import DeploymentState, Problem, function_status
+from lambdalet.controller.status import (
+    DeploymentState,
+    Problem,
+    cold_start_update,
+    function_status,
+)
 
 TRUE, FALSE, UNKNOWN = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
 NOW = datetime(2024, 5, 1, 12, 30, 15, 987654, tzinfo=UTC)
@@ -294,3 +299,18 @@ def test_last_cold_start_is_carried_over(
     result = status(deployment=dep(replicas=1, ready=1), previous=previous)
 
     assert result.last_cold_start_seconds == cold_start
+
+
+@pytest.mark.parametrize(
+    ("reported", "stored", "written"),
+    [
+        (1.2345, None, 1.23),  # the first cold start
+        (1.2345, 0.8, 1.23),  # a new one
+        (1.2345, 1.23, None),  # the same figure (another activator saw the same cold start)
+        (1.2261, 1.23, None),  # within 10 ms of it: rounds to the same
+        (0.004, None, 0.0),
+        (61.0, 1.23, 61.0),
+    ],
+)
+def test_cold_start_update(reported: float, stored: float | None, written: float | None) -> None:
+    assert cold_start_update(reported, stored) == written

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from lambdalet.activator.model import InvokeResult
 from lambdalet.dispatcher.invoker import (
@@ -15,8 +16,11 @@ from lambdalet.dispatcher.invoker import (
     InvokerSettings,
     classify,
     invoke_timeout,
+    outcome_of,
 )
+from lambdalet.dispatcher.metrics import DispatcherCollector
 from lambdalet.dispatcher.outcome import FailureKind, InvokeFailed
+from lambdalet.outcomes import Outcome
 from tests.activator.stack import Stack, StaticTokens, start_stack
 from tests.runtime.fixtures import StartAgent
 
@@ -178,6 +182,56 @@ def test_classify(
     else:
         assert isinstance(answer, InvokeFailed)
         assert (answer.kind, answer.status) == (expected, status)
+
+
+async def test_every_invocation_is_counted_by_its_outcome(
+    activator: Stack, invoker: ActivatorInvoker, start_agent: StartAgent
+) -> None:
+    agent = start_agent({"app.py": HANDLER}, env={"LAMBDALET_TIMEOUT_SECONDS": "1"})
+    key = activator.function("orders", pods={"127.0.0.1": agent.port}, timeout_seconds=1.0)
+    throttled = activator.function("capped", pods={"127.0.0.1": agent.port}, reserved=0)
+
+    for body in ("ok", "ok", "raise", "sleep:3"):
+        await invoker.invoke(key, event(body), timeout=10)
+    await invoker.invoke(throttled, event("ok"), timeout=10)
+    await invoker.invoke(("team", "missing"), event("ok"), timeout=10)
+
+    assert invoker.outcomes == {
+        (key, Outcome.SUCCESS): 2,
+        (key, Outcome.ERROR): 1,
+        (key, Outcome.TIMEOUT): 1,
+        (throttled, Outcome.THROTTLED): 1,
+        (("team", "missing"), Outcome.REJECTED): 1,
+    }
+    registry = CollectorRegistry()
+    registry.register(DispatcherCollector(list, lambda: invoker.outcomes))
+    labels = {"namespace": "team", "function": "orders"}
+    for outcome, count in (("success", 2), ("error", 1), ("timeout", 1)):
+        value = registry.get_sample_value(
+            "lambdalet_dispatcher_invocation_outcomes_total", {**labels, "outcome": outcome}
+        )
+        assert value == count, outcome
+
+
+@pytest.mark.parametrize(
+    ("answer", "outcome"),
+    [
+        (InvokeResult(200, b"{}", "r"), Outcome.SUCCESS),
+        (
+            InvokeResult(200, b'{"errorType":"Sandbox.Timedout"}', "r", "Unhandled"),
+            Outcome.TIMEOUT,
+        ),
+        (InvokeResult(502, b'{"errorType":"Runtime.ImportModuleError"}', "r", "Unhandled"),
+         Outcome.INIT_ERROR),
+        (InvokeFailed(FailureKind.THROTTLED, "reserved", 429), Outcome.THROTTLED),
+        (InvokeFailed(FailureKind.THROTTLED, "no pod in time", 504), Outcome.UNAVAILABLE),
+        (InvokeFailed(FailureKind.THROTTLED, "hold queue full", 503), Outcome.UNAVAILABLE),
+        (InvokeFailed(FailureKind.UNREACHABLE, "connection refused"), Outcome.UNAVAILABLE),
+        (InvokeFailed(FailureKind.REJECTED, "unauthorised", 401), Outcome.REJECTED),
+    ],
+)  # fmt: skip
+def test_outcome_of(answer: InvokeResult | InvokeFailed, outcome: Outcome) -> None:
+    assert outcome_of(answer) is outcome
 
 
 def test_invoke_timeout_covers_the_hold_and_the_function() -> None:

@@ -8,6 +8,7 @@ stdout and stderr, which the runtime's output shares, go to a log file the tests
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+
+from tests.runtime import cgroups
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT_SOURCE = REPO / "runtime-images" / "agent"
@@ -160,8 +163,12 @@ def running_agent(
     env: Mapping[str, str] | None = None,
     *,
     wait_ready: bool = True,
+    cgroup: Path | None = None,
 ) -> Iterator[Agent]:
     """An agent serving the handler in ``files`` (name -> source, under a fresh task root).
+
+    ``cgroup``: a cgroup directory (``tests.runtime.cgroups``) the agent joins before it starts,
+    so it and its runtimes run under that cgroup's memory limit.
 
     ``env`` adds to or overrides the agent's environment; the bootstrap is the Python runtime
     unless ``env`` names another (``LAMBDALET_BOOTSTRAP``) or is a ``provided`` runtime without
@@ -195,7 +202,12 @@ def running_agent(
     log_path = workdir / "agent.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(binary)], env=settings, stdout=log, stderr=subprocess.STDOUT, cwd=workdir
+            [str(binary)],
+            env=settings,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+            preexec_fn=None if cgroup is None else functools.partial(cgroups.join, cgroup),
         )
     agent = Agent(process, port, log_path, task_root)
     try:

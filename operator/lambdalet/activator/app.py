@@ -32,9 +32,10 @@ from lambdalet.activator.events import (
     error_response,
     http_response,
 )
-from lambdalet.activator.metrics import Metrics
+from lambdalet.activator.metrics import Metrics, Queued, Via
 from lambdalet.activator.model import FunctionConfig, FunctionKey, Invoker, InvokeRejected
 from lambdalet.activator.routes import InvokeRoute, RouteError, route
+from lambdalet.outcomes import Outcome, of_answer, of_refusal
 
 SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024  # bytes, Lambda's RequestResponse limit
 
@@ -111,18 +112,22 @@ class Activator:
                 )
             return error_response(404, "Not Found")
         denied = await self._authorise(request, config)
+        path: Via = "invoke" if invoke_api else "http"
+        outcome: Outcome | Queued
         if denied is not None:
-            response = denied
+            response, outcome = denied, Outcome.REJECTED
         elif isinstance(found, InvokeRoute):
-            response = await self._invoke_api(request, config)
+            response, outcome = await self._invoke_api(request, config)
         else:
-            response = await self._http(request, found, config)
-        self._metrics.answered(found.key, response.status, time.monotonic() - started)
+            response, outcome = await self._http(request, found, config)
+        self._metrics.answered(
+            found.key, response.status, time.monotonic() - started, path=path, outcome=outcome
+        )
         return response
 
     async def _http(
         self, request: HttpRequest, found: Route, config: FunctionConfig
-    ) -> HttpResponse:
+    ) -> tuple[HttpResponse, Outcome]:
         request_id, entropy = _request_id()
         event = build_event(
             request, found, config.event_format, request_id=request_id, now_ms=_now_ms()
@@ -132,21 +137,24 @@ class Activator:
                 config.key, event, request_id=request_id, headers=_trace(request, entropy)
             )
         except InvokeRejected as exc:
-            return error_response(exc.status, _http_message(exc))
+            return error_response(exc.status, _http_message(exc)), of_refusal(exc.status)
+        outcome = of_answer(result.status, result.function_error, result.body)
         if result.status == 413:
-            return error_response(413, "Request Entity Too Large")
-        return http_response(result, config.event_format)
+            return error_response(413, "Request Entity Too Large"), outcome
+        return http_response(result, config.event_format), outcome
 
-    async def _invoke_api(self, request: HttpRequest, config: FunctionConfig) -> HttpResponse:
+    async def _invoke_api(
+        self, request: HttpRequest, config: FunctionConfig
+    ) -> tuple[HttpResponse, Outcome | Queued]:
         if request.method != "POST":
-            return _lambda_error(405, "InvalidRequestContentException", "Invoke takes POST")
+            return _refused(405, "InvalidRequestContentException", "Invoke takes POST")
         kind = _header(request, "x-amz-invocation-type") or "RequestResponse"
         request_id, entropy = _request_id()
         if kind == "DryRun":
-            return HttpResponse(204, (("x-amzn-requestid", request_id),), b"")
+            return HttpResponse(204, (("x-amzn-requestid", request_id),), b""), "dry_run"
         if kind == "Event":
             if self._async is None:
-                return _lambda_error(
+                return _refused(
                     400,
                     "InvalidParameterValueException",
                     "asynchronous invocation needs the activator's Redis (LAMBDALET_REDIS_URL)",
@@ -159,16 +167,16 @@ class Activator:
                     headers=_trace(request, entropy),
                 )
             except InvokeRejected as exc:
-                return _lambda_error(exc.status, exc.error_type, exc.message)
-            return HttpResponse(202, (("x-amzn-requestid", request_id),), b"")
+                return _refused(exc.status, exc.error_type, exc.message)
+            return HttpResponse(202, (("x-amzn-requestid", request_id),), b""), "queued"
         if kind != "RequestResponse":
-            return _lambda_error(
+            return _refused(
                 400,
                 "InvalidParameterValueException",
                 "X-Amz-Invocation-Type must be RequestResponse, Event or DryRun",
             )
         if len(request.body) > SYNC_PAYLOAD_LIMIT:
-            return _lambda_error(
+            return _refused(
                 413,
                 "RequestEntityTooLargeException",
                 f"Request must be smaller than {SYNC_PAYLOAD_LIMIT} bytes for the Invoke operation",
@@ -182,7 +190,7 @@ class Activator:
                 config.key, request.body, request_id=request_id, headers=headers
             )
         except InvokeRejected as exc:
-            return _lambda_error(exc.status, exc.error_type, exc.message)
+            return _refused(exc.status, exc.error_type, exc.message)
         out = [
             ("content-type", "application/json"),
             ("x-amzn-requestid", result.request_id),
@@ -190,7 +198,8 @@ class Activator:
         ]
         if result.function_error:
             out.append(("x-amz-function-error", result.function_error))
-        return HttpResponse(result.status, tuple(out), result.body)
+        outcome = of_answer(result.status, result.function_error, result.body)
+        return HttpResponse(result.status, tuple(out), result.body), outcome
 
     async def _authorise(self, request: HttpRequest, config: FunctionConfig) -> HttpResponse | None:
         if config.auth_secret is None:
@@ -255,6 +264,11 @@ def _http_message(exc: InvokeRejected) -> str:
         404: "Not Found",
     }.get(exc.status)
     return f"{generic}: {exc.message}" if generic else exc.message
+
+
+def _refused(status: int, error_type: str, message: str) -> tuple[HttpResponse, Outcome]:
+    """The Invoke API's error answer for an invocation that was not made, and its outcome."""
+    return _lambda_error(status, error_type, message), of_refusal(status)
 
 
 def _lambda_error(status: int, error_type: str, message: str) -> HttpResponse:

@@ -57,6 +57,7 @@ from lambdalet.activator.model import (
     Invoker,
     InvokeRejected,
 )
+from lambdalet.outcomes import Outcome
 
 ConfigLookup = Callable[[FunctionKey], FunctionConfig | None]
 
@@ -112,7 +113,11 @@ class AsyncQueue:
         options: AsyncQueueOptions | None = None,
         clock: Callable[[], float] = time.time,
         metrics: AsyncMetrics | None = None,
+        attempted: Callable[[FunctionKey, Outcome], None] | None = None,
     ) -> None:
+        """``attempted`` hears the outcome of every attempt the worker makes (the activator's
+        ``Metrics.attempted``)."""
+        self._attempted = attempted
         self._options = options or AsyncQueueOptions()
         self._store = AsyncStore(client, prefix=self._options.prefix, group=self._options.group)
         self._invoker = invoker
@@ -177,9 +182,14 @@ class AsyncQueue:
             options=self._options,
             clock=self._clock,
             count=self._count,
+            attempted=self._attempted or _ignore,
         )
         await worker.run()
 
     def _count(self, key: FunctionKey, outcome: str) -> None:
         if self._metrics is not None:
             self._metrics.count(key, outcome)
+
+
+def _ignore(key: FunctionKey, outcome: Outcome) -> None:
+    pass

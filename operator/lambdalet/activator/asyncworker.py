@@ -46,6 +46,7 @@ from lambdalet.activator.model import (
     InvokeResult,
 )
 from lambdalet.api.function import DestinationType
+from lambdalet.outcomes import Outcome, of_answer, of_refusal
 
 if TYPE_CHECKING:
     from lambdalet.activator.asyncq import AsyncQueueOptions, ConfigLookup
@@ -79,7 +80,10 @@ class AsyncWorker:
         options: AsyncQueueOptions,
         clock: Callable[[], float],
         count: Callable[[FunctionKey, str], None],
+        attempted: Callable[[FunctionKey, Outcome], None],
     ) -> None:
+        """``count`` hears what became of each event, ``attempted`` how each attempt ended."""
+        self._attempted = attempted
         self._store = store
         self._invoker = invoker
         self._configs = configs
@@ -226,11 +230,13 @@ class AsyncWorker:
         action = expired(event, max_event_age=max_age, now=self._clock())
         if action is None:
             answer = await self._attempt(config, event)
-            attempt = (
-                Attempt.from_result(answer)
-                if isinstance(answer, InvokeResult)
-                else Attempt.from_rejection(answer)
-            )
+            if isinstance(answer, InvokeResult):
+                attempt = Attempt.from_result(answer)
+                outcome = of_answer(answer.status, answer.function_error, answer.body)
+            else:
+                attempt = Attempt.from_rejection(answer)
+                outcome = of_refusal(answer.status)
+            self._attempted(config.key, outcome)
             action = after_attempt(
                 event,
                 classify(answer),

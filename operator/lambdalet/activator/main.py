@@ -71,12 +71,14 @@ async def activate(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
             consumer=settings.pod_name,
             options=AsyncQueueOptions(placement_wait=settings.hold_timeout),
             metrics=AsyncMetrics(metrics.registry),
+            attempted=metrics.attempted,
         )
     reporter = Reporter(
         settings.autoscaler_url,
         settings.pod_name,
         snapshot=proxy.snapshot,
         queue_depth=queue.depth if queue is not None else None,
+        cold_starts=proxy.cold_starts,
     )
     view = ClusterView(client, proxy, namespaces=settings.namespaces)
     front = functools.partial(

@@ -105,6 +105,7 @@ class Target:
     changed_at: float = 0.0
     busy_in_period: bool = False
     cold_since: float | None = None  # first held request of a cold start
+    cold_start: float | None = None  # seconds the latest cold start took, until reported
     poked_at: float | None = None
     init_failure: InitFailure | None = None
 
@@ -368,7 +369,9 @@ class Proxy:
     def _dispatch(self, target: Target) -> None:
         """Hand free slots to the oldest waiters."""
         if target.waiters and target.cold_since is not None and target.pods:
-            self._metrics.cold_start_done(target.config.key, self._loop.time() - target.cold_since)
+            took = self._loop.time() - target.cold_since
+            self._metrics.cold_start_done(target.config.key, took)
+            target.cold_start = took
             target.cold_since = None
         while target.waiters:
             pod = least_loaded(self._usable(target))
@@ -434,6 +437,16 @@ class Proxy:
                 out.append((key, target.area / period, len(target.waiters)))
             target.area = 0.0
             target.busy_in_period = target.load > 0
+        return out
+
+    def cold_starts(self) -> dict[FunctionKey, float]:
+        """The cold starts that ended since the last call: seconds from a Function's first held
+        request to an instance taking it (the latest one, when there were several)."""
+        out = {}
+        for key, target in self._targets.items():
+            if target.cold_start is not None:
+                out[key] = target.cold_start
+                target.cold_start = None
         return out
 
     def loads(self) -> Iterable[tuple[FunctionKey, int, int]]:

@@ -4,12 +4,19 @@ Both go to the operator's autoscaler endpoint (``lambdalet.autoscaler.api``):
 
     POST /v1/poke   {"namespace", "name"}                       at once, for a held request
                                                                 with no instance to go to
-    POST /v1/stats  {"activator", "functions": [{"namespace", "name", "inFlight", "queueDepth"}]}
+    POST /v1/stats  {"activator", "functions": [{"namespace", "name", "inFlight", "queueDepth",
+                                                 "coldStartSeconds"}]}
                                                                 every second, for each Function
                                                                 with load in that second
                                                                 (queueDepth: its asynchronous
                                                                 events waiting, when Redis is
-                                                                configured)
+                                                                configured; coldStartSeconds:
+                                                                the cold start that ended in
+                                                                that second, if one did)
+
+A cold start is reported once, in the report after it ended; the operator writes it to the
+Function's ``status.lastColdStartSeconds``. A report that does not arrive loses that figure
+(the next cold start brings a new one), never a scaling decision.
 
 A poke is fire-and-forget (the autoscaler's answer changes nothing here) but bounded: at most
 ``MAX_POKES_IN_FLIGHT`` at once, and the proxy pokes a Function at most once a second. A lost
@@ -20,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import httpx
 
@@ -34,6 +41,7 @@ TIMEOUT = httpx.Timeout(2.0)
 
 Snapshot = Callable[[float], list[tuple[FunctionKey, float, int]]]
 QueueDepth = Callable[[FunctionKey], Awaitable[int]]
+ColdStarts = Callable[[], Mapping[FunctionKey, float]]
 
 
 class Reporter:
@@ -44,7 +52,9 @@ class Reporter:
         *,
         snapshot: Snapshot,
         queue_depth: QueueDepth | None = None,
+        cold_starts: ColdStarts | None = None,
     ) -> None:
+        self._cold_starts = cold_starts
         self._url = autoscaler_url.rstrip("/")
         self._activator = activator
         self._snapshot = snapshot
@@ -75,12 +85,20 @@ class Reporter:
 
     async def report(self, period: float) -> None:
         functions = []
-        for (namespace, name), load, _held in self._snapshot(period):
+        loads = self._snapshot(period)
+        cold_starts = dict(self._cold_starts()) if self._cold_starts is not None else {}
+        # A cold start implies load in its period; should one come alone, it is sent with none.
+        loaded = {key for key, _, _ in loads}
+        loads = [*loads, *((key, 0.0, 0) for key in cold_starts if key not in loaded)]
+        for (namespace, name), load, _held in loads:
             entry: dict[str, object] = {
                 "namespace": namespace,
                 "name": name,
                 "inFlight": round(load, 3),
             }
+            cold_start = cold_starts.get((namespace, name))
+            if cold_start is not None:
+                entry["coldStartSeconds"] = round(cold_start, 3)
             if self._queue_depth is not None:
                 try:
                     entry["queueDepth"] = await self._queue_depth((namespace, name))

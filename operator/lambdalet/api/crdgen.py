@@ -127,6 +127,13 @@ SOURCES = (
             ),
             PrinterColumn("Replicas", "integer", ".status.replicas", "Instances that exist."),
             PrinterColumn("URL", "string", ".status.url", "URL that invokes the function."),
+            PrinterColumn(
+                "Cold-Start",
+                "number",
+                ".status.lastColdStartSeconds",
+                "Seconds the latest cold start took.",
+                priority=1,
+            ),
             _AGE,
         ),
         rules=(FUNCTION_NAME,),

@@ -70,7 +70,11 @@ class Autoscaler:
         write: ScaleWriter,
         clock: Callable[[], float] = time.monotonic,
         leading: Callable[[], bool] = lambda: True,
+        cold_start: Callable[[Key, float], None] | None = None,
     ) -> None:
+        """``cold_start`` hears each cold start a report names, for a Function ``functions``
+        knows (the status writer, ``lambdalet.controller.coldstarts``)."""
+        self._cold_start = cold_start
         self._settings = settings
         self._functions = functions
         self._deployment = deployment
@@ -91,6 +95,10 @@ class Autoscaler:
 
     def receive_stats(self, report: StatsReport) -> int:
         """Record a report; returns how many of its Functions are known (the others are ignored)."""
+        if self._cold_start is not None:
+            for load in report.functions:
+                if load.cold_start_seconds is not None and load.key in self._functions:
+                    self._cold_start(load.key, load.cold_start_seconds)
         return self._signals.record(report, self._clock(), self._functions)
 
     def receive_poke(self, key: Key) -> bool:
@@ -261,7 +269,9 @@ class Autoscaler:
             self._tracked[key] = tracked.failed()
 
 
-def for_operator(state: OperatorState) -> Autoscaler:
+def for_operator(
+    state: OperatorState, *, cold_start: Callable[[Key, float], None] | None = None
+) -> Autoscaler:
     """The autoscaler over the reconcilers' state: their Functions, index and client."""
 
     async def write(namespace: str, deployment: str, replicas: int) -> None:
@@ -277,5 +287,9 @@ def for_operator(state: OperatorState) -> Autoscaler:
         return found
 
     return Autoscaler(
-        settings=state.settings, functions=state.functions, deployment=deployment, write=write
+        settings=state.settings,
+        functions=state.functions,
+        deployment=deployment,
+        write=write,
+        cold_start=cold_start,
     )

@@ -7,11 +7,15 @@ a dict. Every field is checked and every list is bounded, so a confused or hosti
 
     POST /v1/poke   {"namespace": "team", "name": "hello"}
     POST /v1/stats  {"activator": "activator-7d9f-x2", "functions": [
-                        {"namespace": "team", "name": "hello", "inFlight": 3.5, "queueDepth": 0}]}
+                        {"namespace": "team", "name": "hello", "inFlight": 3.5, "queueDepth": 0,
+                         "coldStartSeconds": 1.234}]}
 
 ``inFlight`` is the reporter's time-averaged in-flight invocations of that Function over the last
 second (held cold-start requests included); ``queueDepth`` (optional) counts events waiting in the
-reporter's queue. The event dispatcher may report queue depth the same way, under its own name.
+reporter's queue; ``coldStartSeconds`` (optional) is how long a cold start that ended in that
+second took, from the first held request to an instance taking it (at most
+``MAX_COLD_START_SECONDS``). The event dispatcher may report queue depth the same way, under its
+own name.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ MAX_FUNCTIONS_PER_REPORT = 4096
 MAX_BODY_BYTES = 512 * 1024
 # Kubernetes object names are at most 253 characters (namespaces 63, Functions 60).
 MAX_NAME_LENGTH = 253
+# Longer than any hold a reporter keeps a request for (the activator's default is 60 s).
+MAX_COLD_START_SECONDS = 3600.0
 
 
 class ReportError(ValueError):
@@ -44,6 +50,7 @@ class FunctionLoad:
     key: Key
     in_flight: float
     queue_depth: int | None = None
+    cold_start_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,22 @@ def _load(entry: dict[str, Any], where: str) -> FunctionLoad:
     depth = entry.get("queueDepth")
     if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 0):
         raise ReportError(f"{where}.queueDepth must be an integer >= 0, not {depth!r:.40}")
-    return FunctionLoad(key=_key(entry, where), in_flight=float(in_flight), queue_depth=depth)
+    cold_start = entry.get("coldStartSeconds")
+    if cold_start is not None and (
+        isinstance(cold_start, bool)
+        or not isinstance(cold_start, int | float)
+        or not 0 <= cold_start <= MAX_COLD_START_SECONDS  # NaN fails this too
+    ):
+        raise ReportError(
+            f"{where}.coldStartSeconds must be a number from 0 to {MAX_COLD_START_SECONDS:g}, "
+            f"not {cold_start!r:.40}"
+        )
+    return FunctionLoad(
+        key=_key(entry, where),
+        in_flight=float(in_flight),
+        queue_depth=depth,
+        cold_start_seconds=None if cold_start is None else float(cold_start),
+    )
 
 
 def _key(entry: dict[str, Any], where: str) -> Key:

@@ -34,6 +34,7 @@ from lambdalet.controller.children import (
     deployment_state,
     function_key,
 )
+from lambdalet.controller.coldstarts import ColdStartWriter
 from lambdalet.controller.eventsources import EventSourceState
 from lambdalet.controller.reconcile import ChildState
 from lambdalet.controller.reconciler import OperatorState
@@ -112,7 +113,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     state: OperatorState = memo.state
     memo.tasks = []
     # The operator runs as one instance (kopf standalone), so it always leads the autoscaler.
-    autoscaler = autoscaler_loop.for_operator(state)
+    cold_starts = ColdStartWriter(state.client, state.functions)
+    autoscaler = autoscaler_loop.for_operator(state, cold_start=cold_starts.report)
     memo.autoscaler = autoscaler
     memo.autoscaler_api = None
     port = state.settings.autoscaler_port
@@ -128,6 +130,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         *(asyncio.create_task(reconciler.work(state)) for _ in range(reconciler.WORKERS)),
         asyncio.create_task(reconciler.resync(state)),
         asyncio.create_task(autoscaler.run()),
+        asyncio.create_task(cold_starts.run()),
         *(asyncio.create_task(eventsources.work(sources)) for _ in range(eventsources.WORKERS)),
         asyncio.create_task(dispatchers.watch(sources)),
         asyncio.create_task(dispatchers.expire(sources)),

@@ -297,5 +297,8 @@ async def _write_status(
     # A merge patch keeps keys it does not mention: clear the ones the new status dropped.
     for key in previous.to_wire() if previous else {}:
         wire.setdefault(key, None)
+    # The cold-start writer's field (lambdalet.controller.coldstarts): a body read before its
+    # last write must not put the older figure back.
+    wire.pop("lastColdStartSeconds", None)
     with contextlib.suppress(NotFound):  # deleted meanwhile
         await state.client.patch_status(f"{GROUP}/{VERSION}", "Function", namespace, name, wire)

@@ -14,6 +14,10 @@ Conditions (kstatus-style, so Argo CD, Flux and ``kubectl wait`` can read them):
 
 A condition keeps its ``lastTransitionTime`` while its status does not change, so recomputing the
 status of an unchanged Function yields an identical object and the operator writes nothing.
+
+``lastColdStartSeconds`` has its own writer (``lambdalet.controller.coldstarts``): the
+reconciler carries the stored value over and never writes it, so the two never undo each other.
+``cold_start_update`` decides whether a reported cold start changes it.
 """
 
 from __future__ import annotations
@@ -74,6 +78,18 @@ def function_status(
         url=url,
         last_cold_start_seconds=previous.last_cold_start_seconds if previous else None,
     )
+
+
+# status.lastColdStartSeconds is kept to this many decimals (10 ms): finer figures are noise
+# between the activators that see the same cold start, and would only cost writes.
+COLD_START_DECIMALS = 2
+
+
+def cold_start_update(reported: float, stored: float | None) -> float | None:
+    """The ``lastColdStartSeconds`` to write for a cold start of ``reported`` seconds, or None
+    when the status already says so. E.g. 1.2345 over 0.8 -> 1.23; 1.2345 over 1.23 -> None."""
+    value = round(reported, COLD_START_DECIMALS)
+    return None if stored == value else value
 
 
 def _ready(

@@ -15,6 +15,11 @@ the Function:
     (a bearer token missing or wrong)
                                                     -> REJECTED
 
+Every call is counted by its ``lambdalet.outcomes.Outcome`` in ``outcomes`` (per Function; the
+dispatcher's ``/metrics`` shows them): ``THROTTLED`` answers are ``throttled`` (429) or
+``unavailable`` (503, 504), ``UNREACHABLE`` ones ``unavailable``, ``REJECTED`` ones ``rejected``,
+and the Function's answers are sorted by their error type.
+
 The timeout of one call is the caller's: the Function's own timeout plus the activator's
 cold-start hold (``invoke_timeout``), so a batch that waits for a pod from zero is not given up
 while the activator still holds it. It bounds the whole call: waiting for a free connection,
@@ -41,6 +46,7 @@ import httptools
 
 from lambdalet.activator.model import FunctionKey, InvokeResult
 from lambdalet.dispatcher.outcome import Answer, FailureKind, InvokeFailed
+from lambdalet.outcomes import Outcome, of_answer, of_refusal
 
 # The bearer token a Function asks its callers for (http.auth), or None.
 Authorization = Callable[[FunctionKey], Awaitable[str | None]]
@@ -180,6 +186,7 @@ class ActivatorInvoker:
         self._idle: list[_Connection] = []
         self._slots = asyncio.Semaphore(settings.max_connections)
         self._closed = False
+        self.outcomes: dict[tuple[FunctionKey, Outcome], int] = {}  # calls, since the start
         # asyncio.get_running_loop() costs a getpid() system call on every call (Python 3.11).
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -191,6 +198,17 @@ class ActivatorInvoker:
         timeout: float,  # noqa: ASYNC109 - a deadline timer on the whole call, not a scope
     ) -> Answer:
         """Invoke ``function`` with ``payload``; never raises for what the activator answers."""
+        answer = await self._invoke(function, payload, timeout)
+        counted = (function, outcome_of(answer))
+        self.outcomes[counted] = self.outcomes.get(counted, 0) + 1
+        return answer
+
+    async def _invoke(
+        self,
+        function: FunctionKey,
+        payload: bytes,
+        timeout: float,  # noqa: ASYNC109 - as in invoke
+    ) -> Answer:
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
@@ -334,6 +352,17 @@ def classify(
     return InvokeResult(
         status=status, body=body, request_id=request_id, function_error=function_error
     )
+
+
+def outcome_of(answer: Answer) -> Outcome:
+    """What became of an invocation (module docstring)."""
+    if isinstance(answer, InvokeResult):
+        return of_answer(answer.status, answer.function_error, answer.body)
+    if answer.kind is FailureKind.THROTTLED:
+        return of_refusal(answer.status or 503)
+    if answer.kind is FailureKind.UNREACHABLE:
+        return Outcome.UNAVAILABLE
+    return Outcome.REJECTED
 
 
 def _message(body: bytes, error_type: str | None) -> str:

@@ -79,7 +79,7 @@ async def dispatch(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
     )
     membership = Membership(client, settings.name, settings.namespace)
     registry = CollectorRegistry()
-    registry.register(DispatcherCollector(supervisor.snapshot))
+    registry.register(DispatcherCollector(supervisor.snapshot, lambda: invoker.outcomes))
     app = receiver.app()
     app.router.add_get("/healthz", _ok)
 

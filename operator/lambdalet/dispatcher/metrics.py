@@ -7,29 +7,38 @@
                                                                 dead_lettered, dropped
     lambdalet_dispatcher_invocations_total{namespace,eventsource}
     lambdalet_dispatcher_source_errors_total{namespace,eventsource}
+    lambdalet_dispatcher_invocation_outcomes_total{namespace,function,outcome}
+                                                                every invocation of every
+                                                                EventSource kind (queue, s3,
+                                                                schedule) by its outcome
+                                                                (``lambdalet.outcomes``)
 
-Counters restart with a runner (a changed or moved EventSource), which Prometheus' ``rate``
+The outcomes are the invoker's, kept per Function for the life of the process. The other
+counters restart with a runner (a changed or moved EventSource), which Prometheus' ``rate``
 treats as a counter reset.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from lambdalet.dispatcher.delivery import DeliveryStats
+from lambdalet.outcomes import Outcome
 
 Key = tuple[str, str]
 Snapshot = Callable[[], list[tuple[Key, str, DeliveryStats | None]]]
+Outcomes = Callable[[], Mapping[tuple[Key, Outcome], int]]
 OUTCOMES = ("received", "acked", "retried", "dead_lettered", "dropped")
 
 
 class DispatcherCollector(Collector):
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, snapshot: Snapshot, outcomes: Outcomes | None = None) -> None:
         self._snapshot = snapshot
+        self._outcomes = outcomes
 
     def collect(self) -> Iterator[Metric]:
         rows = self._snapshot()
@@ -64,3 +73,12 @@ class DispatcherCollector(Collector):
         yield messages
         yield invocations
         yield errors
+        if self._outcomes is not None:
+            outcomes = CounterMetricFamily(
+                "lambdalet_dispatcher_invocation_outcomes",
+                "Invocations of Functions by every EventSource kind, by outcome",
+                labels=["namespace", "function", "outcome"],
+            )
+            for ((namespace, function), outcome), count in sorted(self._outcomes().items()):
+                outcomes.add_metric([namespace, function, outcome], count)
+            yield outcomes
