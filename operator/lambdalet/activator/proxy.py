@@ -4,6 +4,8 @@ Where it sits: ``app`` (HTTP front and invoke API) and ``asyncq`` call ``Proxy.i
 event; ``kube`` and the announcement endpoint keep each Function's config and pods current
 (``set_config``, ``set_ready``, ``announce``, ``withdraw``); ``stats`` reads ``snapshot`` once a
 second for the autoscaler. ``admission`` decides; this module keeps the counts and the waiters.
+Reserved concurrency is admitted up to this activator's share of the cap (``Shares``: ``peers``
+splits it among the live activators; ``WholeCap`` when there is only one).
 
 A held request waits on a future in its Function's bounded FIFO. Whenever a slot frees up (an
 invocation ends, a pod appears) the slot is handed to the oldest waiter directly, already counted
@@ -32,6 +34,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from lambdalet.activator.admission import Verdict, admit, least_loaded
 from lambdalet.activator.metrics import Metrics
@@ -53,6 +56,19 @@ DOWN_FIRST_SECONDS = 0.5
 DOWN_MAX_SECONDS = 10.0
 # The agent retries a failed init at most 5 minutes apart and reports each failure.
 INIT_FAILURE_SECONDS = 330.0
+
+
+class Shares(Protocol):
+    """This activator's part of a Function's reserved concurrency (``peers``); None: no cap."""
+
+    def share(self, config: FunctionConfig) -> int | None: ...
+
+
+class WholeCap:
+    """The one activator there is: its share is the whole cap."""
+
+    def share(self, config: FunctionConfig) -> int | None:
+        return config.reserved
 
 
 @dataclass(frozen=True)
@@ -122,8 +138,10 @@ class Proxy:
         poke: Callable[[FunctionKey], None],
         metrics: Metrics,
         limits: ProxyLimits | None = None,
+        shares: Shares | None = None,
     ) -> None:
         self._pool = pool
+        self._shares = shares or WholeCap()
         self._metrics = metrics
         self._poke = poke
         self._limits = limits or ProxyLimits()
@@ -281,10 +299,11 @@ class Proxy:
     async def _acquire(self, target: Target, deadline: float) -> Pod:
         config = target.config
         pod = least_loaded(self._usable(target))
+        share = self._shares.share(config) if config.reserved is not None else None
         verdict = admit(
             in_flight=target.in_flight,
             held=len(target.waiters),
-            reserved=config.reserved,
+            reserved=share,
             hold_limit=self._limits.hold_limit,
             free_slot=pod is not None,
         )
@@ -299,7 +318,8 @@ class Proxy:
                 429,
                 "TooManyRequestsException",
                 f"Rate Exceeded: {config.namespace}/{config.name} is at its reserved "
-                f"concurrency of {config.reserved}",
+                f"concurrency of {config.reserved}"
+                + ("" if share == config.reserved else f" (this activator's share: {share})"),
             )
         failure = target.init_failure
         if failure is not None and not target.pods:
@@ -448,6 +468,11 @@ class Proxy:
                 out[key] = target.cold_start
                 target.cold_start = None
         return out
+
+    def capped_loads(self) -> Iterator[tuple[FunctionConfig, int]]:
+        """(config, in flight + held) of every Function with reserved concurrency, for
+        ``peers`` to know when this activator is within new shares."""
+        return ((t.config, t.load) for t in self._targets.values() if t.config.reserved is not None)
 
     def loads(self) -> Iterable[tuple[FunctionKey, int, int]]:
         """(key, in flight, held) for every Function, for the metrics endpoint."""
