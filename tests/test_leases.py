@@ -34,7 +34,8 @@ def test_a_listing_drops_deleted_leases_and_is_not_a_renewal() -> None:
 def test_a_lease_without_holder_is_nobody() -> None:
     seen = Liveness()
     seen.observe(lease("a", "t1", "1", holder=""), now=0.0)
-    assert seen.live(1.0) == [] and seen.lapsed(100.0) == []
+    assert seen.live(1.0) == []
+    assert seen.lapsed(100.0) == []
 
 
 def test_parse_reads_holder_duration_and_annotations() -> None:
