@@ -137,3 +137,23 @@ def test_settled_means_within_every_share_counting_the_peers(
         settled = share(1, ("team", "one"), ("a/1", "b/2"), "a/1") == 1
     assert view.settled(loads, now=0.0) is settled
     assert view.acks == {"a/1", "b/2"}
+
+
+def test_holders_are_the_peers_with_a_share_and_an_address() -> None:
+    peers = (
+        Peer("b/2", frozenset(), ("10.0.0.2", 8081)),
+        Peer("c/3", frozenset(), ("10.0.0.3", 8081)),
+        Peer("d/4", frozenset()),  # no address: takes no forwarded invocations
+    )
+    view = View("a/1", peers=peers, gone=(Gone("e/5", lapsed_at=0.0),))
+    members = ("a/1", "b/2", "c/3", "d/4", "e/5")
+    for reserved in range(8):
+        expected = {
+            ("10.0.0." + m[-1], 8081)
+            for m in ("b/2", "c/3")
+            if share(reserved, KEY, members, m) > 0
+        }
+        got = view.holders(config(reserved), now=1.0)  # e/5 lingers: counted, never asked
+        assert set(got) == expected
+        assert len(got) == len(expected)
+    assert view.holders(config(None), now=1.0) == []

@@ -170,8 +170,12 @@ def test_without_dispatcher(helm: Helm) -> None:
     ],
 )
 def test_cluster_mode_is_the_default(helm: Helm, values: dict[str, Any]) -> None:
-    # A Secret name of one's own: the chart's own webhook key would be random on every render.
-    fixed = {**values, "dispatcher": {**values.get("dispatcher", {}), "webhookKeySecret": "k"}}
+    # Secret names of one's own: the chart's own keys would be random on every render.
+    fixed = {
+        **values,
+        "dispatcher": {**values.get("dispatcher", {}), "webhookKeySecret": "k"},
+        "activator": {"peerKeySecret": "p"},
+    }
     default = helm.run("template", RELEASE, "-n", NAMESPACE, "--kube-version", KUBE_VERSION,
                        values=fixed)  # fmt: skip
     explicit = helm.run("template", RELEASE, "-n", NAMESPACE, "--kube-version", KUBE_VERSION,
@@ -255,7 +259,3 @@ def test_the_activators_keep_their_leases_in_the_release_namespace(helm: Helm) -
         ("coordination.k8s.io", "leases", verb)
         for verb in ("get", "list", "watch", "create", "update", "patch", "delete")
     }
-    deployment = manifests.get("Deployment", f"{RELEASE}-activator")
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
-    peers = next(e for e in container["env"] if e["name"] == "LAMBDALET_PEERS_NAMESPACE")
-    assert peers["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}

@@ -3,9 +3,10 @@
 Parts, outermost first: ``http1`` servers on the public port (``app.Activator``) and on the
 internal port (``internal``: announcements, metrics, health); ``proxy`` with its ``upstream``
 pool; ``kube.ClusterView`` filling the proxy; ``peers`` splitting reserved concurrency with the
-other activators (when ``LAMBDALET_PEERS_NAMESPACE`` is set); ``stats.Reporter`` talking to the
-autoscaler; and, when Redis is configured (``LAMBDALET_REDIS_URL``), ``asyncq`` taking Event
-invocations and working them off through the same proxy.
+other activators (when ``LAMBDALET_PEERS_NAMESPACE`` is set) and ``forward`` handing each other
+invocations over their shares; ``stats.Reporter`` talking to the autoscaler; and, when Redis is
+configured (``LAMBDALET_REDIS_URL``), ``asyncq`` taking Event invocations and working them off
+through the same proxy.
 
 Stopping (SIGTERM) is graceful, as a Service's endpoints change only after the pod is told to
 stop: /readyz turns 503 at once and every connection closes after its next response
@@ -30,6 +31,7 @@ from redis.asyncio import Redis
 
 from lambdalet.activator.app import Activator
 from lambdalet.activator.asyncq import AsyncMetrics, AsyncQueue, AsyncQueueOptions
+from lambdalet.activator.forward import Forwarder, serve_forwarded
 from lambdalet.activator.http1 import Connections, ServerLimits, serve
 from lambdalet.activator.internal import Internal
 from lambdalet.activator.kube import ClusterView, SecretTokens
@@ -58,20 +60,29 @@ async def activate(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
             reporter.poke(key)
 
     peers: Peers | None = None
+    forwarder: Forwarder | None = None
     if settings.peers_namespace:
+        # Invocations over this activator's share go to the peers that hold one, given the key.
+        address = None
+        if settings.peer_key and settings.pod_ip:
+            address = (settings.pod_ip, settings.internal_port)
         peers = Peers(
             client,
             settings.pod_name,
             settings.peers_namespace,
             lease_seconds=settings.peer_lease_seconds,
+            address=address,
         )
         metrics.registry.register(PeerCollector(peers))
+        if settings.peer_key:
+            forwarder = Forwarder(Pool(), settings.peer_key, peers.holders)
     proxy = Proxy(
         pool,
         poke=poke,
         metrics=metrics,
         limits=ProxyLimits(hold_limit=settings.hold_limit, hold_timeout=settings.hold_timeout),
         shares=peers,
+        forwarder=forwarder,
     )
     metrics.watch_loads(proxy.loads)
     queue: AsyncQueue | None = None
@@ -115,6 +126,14 @@ async def activate(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
         view,
         verify_peer_ip=settings.verify_peer_ip,
         init_errors=init_errors,
+        forwarded=functools.partial(
+            serve_forwarded,
+            key=settings.peer_key,
+            invoke=proxy.invoke,
+            hold_limit=settings.hold_timeout,
+        )
+        if forwarder is not None
+        else None,
     )
     limits = ServerLimits(max_body_bytes=settings.max_body_bytes)
     connections = Connections()

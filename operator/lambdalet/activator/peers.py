@@ -49,6 +49,7 @@ LEASE_PREFIX = "lambdalet-activator-"
 LABELS = {"app.kubernetes.io/part-of": "lambdalet", "app.kubernetes.io/component": "activator"}
 LABEL_SELECTOR = ",".join(f"{key}={value}" for key, value in LABELS.items())
 ACKS_ANNOTATION = "lambdalet.dev/acks"
+ADDRESS_ANNOTATION = "lambdalet.dev/address"  # <ip>:<internal port>, for forwarded invocations
 FIELD_MANAGER = "lambdalet-activator"
 DEFAULT_LEASE_SECONDS = 15.0
 SETTLE_POLL = 0.1
@@ -61,8 +62,17 @@ def lease_name(pod: str) -> str:
 
 
 def lease_manifest(
-    pod: str, namespace: str, member: str, acks: Iterable[str], duration: float, now: datetime
+    pod: str,
+    namespace: str,
+    member: str,
+    acks: Iterable[str],
+    duration: float,
+    now: datetime,
+    address: tuple[str, int] | None = None,
 ) -> dict[str, Any]:
+    annotations = {ACKS_ANNOTATION: " ".join(sorted(acks))}
+    if address is not None:
+        annotations[ADDRESS_ANNOTATION] = f"{address[0]}:{address[1]}"
     return {
         "apiVersion": LEASE_API_VERSION,
         "kind": "Lease",
@@ -70,7 +80,7 @@ def lease_manifest(
             "name": lease_name(pod),
             "namespace": namespace,
             "labels": dict(LABELS),
-            "annotations": {ACKS_ANNOTATION: " ".join(sorted(acks))},
+            "annotations": annotations,
         },
         "spec": {
             "holderIdentity": member,
@@ -90,8 +100,12 @@ class Peers:
         namespace: str,
         *,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        address: tuple[str, int] | None = None,
     ) -> None:
+        """``address``: this activator's internal port as peers reach it (None: no forwarded
+        invocations come here)."""
         self._client = client
+        self._address = address
         self._pod = pod
         self._namespace = namespace
         self._duration = lease_seconds
@@ -121,7 +135,8 @@ class Peers:
         for seen in self._liveness.live(now):
             if seen.lease.name != own and seen.lease.holder:
                 acks = seen.lease.annotations.get(ACKS_ANNOTATION, "")
-                peers.append(Peer(seen.lease.holder, frozenset(acks.split())))
+                address = _address(seen.lease.annotations.get(ADDRESS_ANNOTATION, ""))
+                peers.append(Peer(seen.lease.holder, frozenset(acks.split()), address))
         for seen in self._liveness.lapsed(now):
             if seen.lease.name != own and seen.lease.holder:
                 gone.append(Gone(seen.lease.holder, seen.lapses_at))
@@ -137,6 +152,11 @@ class Peers:
             return None
         now = self._loop.time()
         return self.view(now).share(config, now)
+
+    def holders(self, config: FunctionConfig) -> list[tuple[str, int]]:
+        """The peers that hold a share of the Function (``quota.View.holders``)."""
+        now = self._loop.time()
+        return self.view(now).holders(config, now)
 
     # -- running --------------------------------------------------------------------------------
 
@@ -203,7 +223,13 @@ class Peers:
             acks = frozenset()
             log.warning("Lease not renewed in time; rejoining as %s", self._member)
         manifest = lease_manifest(
-            self._pod, self._namespace, self._member, acks, self._duration, datetime.now(UTC)
+            self._pod,
+            self._namespace,
+            self._member,
+            acks,
+            self._duration,
+            datetime.now(UTC),
+            self._address,
         )
         try:
             await self._client.apply(manifest, field_manager=FIELD_MANAGER)
@@ -226,6 +252,11 @@ class Peers:
             pass
         except KubeError as exc:
             log.warning("deleting Lease %s: %s", lease_name(self._pod), exc)
+
+
+def _address(text: str) -> tuple[str, int] | None:
+    host, _, port = text.rpartition(":")
+    return (host.strip("[]"), int(port)) if host and port.isdigit() else None
 
 
 class PeerCollector(Collector):

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from lambdalet.activator.admission import Verdict, admit, least_loaded
+from lambdalet.activator.forward import Forwarder
 from lambdalet.activator.metrics import Metrics
 from lambdalet.activator.model import FunctionConfig, FunctionKey, InvokeRejected, InvokeResult
 from lambdalet.activator.upstream import ConnectFailed, ExchangeFailed, Pool, StaleConnection
@@ -102,6 +103,14 @@ class InitFailure:
     until: float  # loop time it stops counting
 
 
+class _Throttled(Exception):
+    """This activator's share of the Function's reserved concurrency is in use."""
+
+    def __init__(self, rejection: InvokeRejected) -> None:
+        super().__init__(rejection.message)
+        self.rejection = rejection
+
+
 class _InitFailed(Exception):
     def __init__(self, failure: InitFailure) -> None:
         super().__init__("init failed")
@@ -139,9 +148,13 @@ class Proxy:
         metrics: Metrics,
         limits: ProxyLimits | None = None,
         shares: Shares | None = None,
+        forwarder: Forwarder | None = None,
     ) -> None:
+        """``forwarder``: where an invocation over this activator's share goes before it gets
+        429 (the peers holding shares); None: 429 at once."""
         self._pool = pool
         self._shares = shares or WholeCap()
+        self._forwarder = forwarder
         self._metrics = metrics
         self._poke = poke
         self._limits = limits or ProxyLimits()
@@ -252,7 +265,10 @@ class Proxy:
         request_id: str,
         headers: Mapping[str, str] | None = None,
         deadline: float | None = None,
+        forwarded: bool = False,
     ) -> InvokeResult:
+        """``forwarded``: a peer's invocation (``forward``): within this share or 429, never
+        forwarded again."""
         target = self._targets.get(key)
         if target is None:
             raise InvokeRejected(
@@ -265,6 +281,15 @@ class Proxy:
         while True:
             try:
                 pod = await self._acquire(target, deadline)
+            except _Throttled as throttled:
+                if not forwarded and self._forwarder is not None:
+                    hold = deadline - self._loop.time()
+                    result = await self._forwarder.forward(target.config, payload, sent, hold)
+                    if result is not None:
+                        return result
+                if not forwarded:  # a peer's refusal counts where the request came in
+                    self._metrics.throttled(key)
+                raise throttled.rejection from None
             except _InitFailed as failed:
                 return InvokeResult(
                     status=502,
@@ -313,13 +338,14 @@ class Proxy:
             target.in_flight += 1
             return pod
         if verdict is Verdict.THROTTLED:
-            self._metrics.throttled(config.key)
-            raise InvokeRejected(
-                429,
-                "TooManyRequestsException",
-                f"Rate Exceeded: {config.namespace}/{config.name} is at its reserved "
-                f"concurrency of {config.reserved}"
-                + ("" if share == config.reserved else f" (this activator's share: {share})"),
+            raise _Throttled(
+                InvokeRejected(
+                    429,
+                    "TooManyRequestsException",
+                    f"Rate Exceeded: {config.namespace}/{config.name} is at its reserved "
+                    f"concurrency of {config.reserved}"
+                    + ("" if share == config.reserved else f" (this activator's share: {share})"),
+                )
             )
         failure = target.init_failure
         if failure is not None and not target.pods:

@@ -74,6 +74,7 @@ class Peer:
 
     member: str  # its identity (the Lease's holder)
     acks: frozenset[str]  # the members it counts and is within its shares with
+    address: tuple[str, int] | None = None  # its internal port, for forwarded invocations
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,19 @@ class View:
         if counted is None or self.joined:
             return counted
         return 0
+
+    def holders(self, config: FunctionConfig, now: float) -> list[tuple[str, int]]:
+        """The internal addresses of the peers holding a share of the Function by this view,
+        highest rank first: where an invocation over this activator's share may go instead."""
+        if not config.reserved:
+            return []
+        members = self.members(config.timeout_seconds, now)
+        addresses = {peer.member: peer.address for peer in self.peers if peer.address}
+        return [
+            addresses[member]
+            for member in _ranked(config.key, members)
+            if member in addresses and share(config.reserved, config.key, members, member) > 0
+        ]
 
     def settled(self, loads: Iterable[tuple[FunctionConfig, int]], now: float) -> bool:
         """Every capped Function's load (in flight + held) is within its counted share."""

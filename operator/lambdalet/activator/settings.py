@@ -21,6 +21,11 @@ LAMBDALET_PEERS_NAMESPACE         where the activators keep their Leases to spli
                                   release namespace); empty (the default): this activator is the
                                   only one and admits the whole cap
 LAMBDALET_PEER_LEASE_SECONDS      the Leases' duration (default 15; renewed every third of it)
+LAMBDALET_PEER_KEY                the key the activators share to hand each other invocations
+                                  over their shares (``forward``); with LAMBDALET_POD_IP, this
+                                  activator takes them on its internal port (default: none, so
+                                  an invocation over this activator's share gets 429 at once)
+LAMBDALET_POD_IP                  this activator's address as its peers reach it
 LAMBDALET_VERIFY_PEER_IP          announcements must come from the announced pod IP
                                   (default true; false behind SNAT)
 LAMBDALET_DRAIN_SECONDS           on SIGTERM, how long the activator goes on accepting requests
@@ -61,6 +66,8 @@ class ActivatorSettings:
     namespaces: tuple[str, ...] = ()
     peers_namespace: str | None = None
     peer_lease_seconds: float = 15.0
+    peer_key: str | None = None
+    pod_ip: str | None = None
     drain_seconds: float = 5.0
     shutdown_timeout: float = 60.0
 
