@@ -129,6 +129,9 @@ def activator(cluster: Cluster, ns: str, pod: str, logs: Path) -> ActivatorProce
             "LAMBDALET_PEER_LEASE_SECONDS": str(LEASE_SECONDS),
             "LAMBDALET_AUTOSCALER_URL": "http://127.0.0.1:9",  # none: reports fail quietly
             "LAMBDALET_DRAIN_SECONDS": "0",
+            # Invocations over one's share go to a peer with room (``forward``).
+            "LAMBDALET_PEER_KEY": "test-peer-key",
+            "LAMBDALET_POD_IP": "127.0.0.1",
         },
     )
 
@@ -141,21 +144,27 @@ def joined(activators: list[ActivatorProcess], members: int) -> bool:
     )
 
 
+def deploy(cluster: Cluster, ns: str, agent: Agent, name: str, reserved: int) -> str:
+    """Function ``name`` (ten per instance) served by ``agent`` on loopback."""
+    spec = {"concurrency": {"perInstance": 10, "reserved": reserved}, "timeoutSeconds": TIMEOUT}
+    slice_ = endpoint_slice(f"fn-{name}-a", name, {"127.0.0.1": True})
+    slice_["ports"][0]["port"] = agent.port
+    cluster.apply([function(name, **spec), slice_], "-n", ns)
+    return name
+
+
 @pytest.fixture
-def capped(crds: Cluster, cp_namespace: str, start_agent: StartAgent) -> str:
-    """Function ``capped`` (reserved 5, ten per instance) served by one agent on loopback."""
-    agent: Agent = start_agent(
+def agent(start_agent: StartAgent) -> Agent:
+    return start_agent(
         {"app.py": HANDLER},
         env={"LAMBDALET_CONCURRENCY": "10", "LAMBDALET_TIMEOUT_SECONDS": str(TIMEOUT)},
     )
-    spec = {
-        "concurrency": {"perInstance": 10, "reserved": RESERVED},
-        "timeoutSeconds": TIMEOUT,
-    }
-    slice_ = endpoint_slice("fn-capped-a", "capped", {"127.0.0.1": True})
-    slice_["ports"][0]["port"] = agent.port
-    crds.apply([function("capped", **spec), slice_], "-n", cp_namespace)
-    return "capped"
+
+
+@pytest.fixture
+def capped(crds: Cluster, cp_namespace: str, agent: Agent) -> str:
+    """Function ``capped``: reserved 5."""
+    return deploy(crds, cp_namespace, agent, "capped", RESERVED)
 
 
 async def test_two_activators_admit_the_cap_once_and_a_survivor_takes_over(
@@ -234,3 +243,26 @@ async def test_a_clean_stop_hands_the_share_over_at_once_and_a_newcomer_waits_it
     finally:
         for process in (a, b, c):
             process.stop()
+
+
+async def test_a_cap_smaller_than_the_activators_is_reached_through_either(
+    crds: Cluster, cp_namespace: str, agent: Agent, tmp_path: Path
+) -> None:
+    """Reserved 1 over two activators: one holds the unit; a request reaching the other is
+    handed to it, so the Function runs one at a time whichever activator is asked."""
+    ns = cp_namespace
+    single = deploy(crds, ns, agent, "single", 1)
+    a = activator(crds, ns, "act-a", tmp_path)
+    b = activator(crds, ns, "act-b", tmp_path)
+    for process in (a, b):
+        process.start()
+    try:
+        wait_for(lambda: joined([a, b], 2), 30, what="both activators to count each other")
+        for process in (a, b):
+            only = await burst([process.url], ns, single, tmp_path / f"via-{process.port}")
+            assert (only.peak, only.ok, only.throttled, only.other) == (1, 1, REQUESTS - 1, [])
+        spread = await burst([a.url, b.url], ns, single, tmp_path / "spread")
+        assert (spread.peak, spread.ok, spread.throttled, spread.other) == (1, 1, REQUESTS - 1, [])
+    finally:
+        a.stop()
+        b.stop()
