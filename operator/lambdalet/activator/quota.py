@@ -31,7 +31,8 @@ The cost of safety is under-admission during a change: a newcomer answers 429 fo
 Functions until it has joined (usually one watch event; at most the longest invocation above an
 older member's new share), and the share of a crashed activator is taken over only after its Lease
 lapses plus the Function's timeout. A Function whose cap is smaller than the number of activators
-gets a share of 0 on some of them: those answer 429 while the Function has room elsewhere.
+gets a share of 0 on some of them; those (and any activator whose share is in use) hand the
+request to a peer that holds a share (``forward``, ``View.holders``) before answering 429.
 """
 
 from __future__ import annotations
