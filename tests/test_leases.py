@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lambdalet.leases import Lease, Liveness, parse
+from lambdalet.leases import REPLACED_MEMORY, Lease, Liveness, parse
 
 
 def lease(name: str, renew: str, version: str, holder: str = "x", duration: float = 15) -> Lease:
@@ -45,3 +45,20 @@ def test_parse_reads_holder_duration_and_annotations() -> None:
     }
     assert parse(body) == Lease("n", "pod/1", 4.0, "t", "7", {"k": "v"})
     assert parse({"metadata": {"name": "m"}}).duration == 15.0
+
+
+def test_a_new_holder_leaves_the_former_one_replaced_from_then_or_its_lapse() -> None:
+    seen = Liveness()
+    seen.observe(lease("l", "t1", "1", holder="pod/old"), now=100.0)
+    seen.observe(lease("l", "t2", "2", holder="pod/new"), now=105.0)  # restarted, in time
+    assert seen.replaced(105.0) == {"pod/old": 105.0}
+    seen.observe(lease("l", "t3", "3", holder="pod/newer"), now=200.0)  # after its lapse (120)
+    assert seen.replaced(200.0) == {"pod/old": 105.0, "pod/new": 120.0}
+    assert [s.lease.holder for s in seen.live(200.0)] == ["pod/newer"]
+
+
+def test_replaced_holders_are_forgotten_after_any_invocation_could_run() -> None:
+    seen = Liveness()
+    seen.replace("pod/old", 10.0)
+    assert seen.replaced(10.0 + REPLACED_MEMORY) == {"pod/old": 10.0}
+    assert seen.replaced(10.0 + REPLACED_MEMORY + 1) == {}

@@ -10,6 +10,10 @@ left behind by a crashed replica is live for one more duration). E.g. with a 15 
 renewal seen at monotonic 100.0 is live until 115.0 and has lapsed from then on, unless another
 renewal arrives.
 
+A Lease whose holder changes (the replica restarted under the same name, or took a new identity)
+keeps the former holder in ``replaced`` from when it was replaced, or from its lapse if that came
+first: what the former holder started may still be running.
+
 Pure: every call takes ``now`` (seconds on the monotonic clock); the watch that feeds it belongs to
 the component (the activator's ``peers``).
 """
@@ -22,6 +26,8 @@ from typing import Any
 
 LEASE_API_VERSION = "coordination.k8s.io/v1"
 DEFAULT_LEASE_SECONDS = 15.0
+# How long a replaced holder is remembered (longer than any invocation: Lambda's 900 s timeout).
+REPLACED_MEMORY = 1000.0
 
 
 @dataclass(frozen=True)
@@ -64,10 +70,13 @@ class Liveness:
 
     def __init__(self) -> None:
         self._seen: dict[str, Seen] = {}
+        self._replaced: dict[str, float] = {}  # former holder -> when it was replaced
 
     def observe(self, current: Lease, now: float) -> None:
         """A Lease as listed or watched (added or modified)."""
         before = self._seen.get(current.name)
+        if before is not None and before.lease.holder and before.lease.holder != current.holder:
+            self.replace(before.lease.holder, min(now, before.lapses_at))
         if (
             before is not None
             and before.lease.renew_time == current.renew_time
@@ -90,6 +99,17 @@ class Liveness:
                 del self._seen[name]
         for item in listed:
             self.observe(item, now)
+
+    def replace(self, holder: str, at: float) -> None:
+        """``holder`` held a Lease until ``at`` (the later of two reports counts)."""
+        self._replaced[holder] = max(at, self._replaced.get(holder, at))
+
+    def replaced(self, now: float) -> dict[str, float]:
+        """Former holders replaced less than ``REPLACED_MEMORY`` ago, and when."""
+        for holder, at in list(self._replaced.items()):
+            if now - at > REPLACED_MEMORY:
+                del self._replaced[holder]
+        return dict(self._replaced)
 
     def live(self, now: float) -> list[Seen]:
         """The Leases with a holder, seen changing less than their duration ago."""

@@ -41,7 +41,7 @@ from lambdalet.activator.model import FunctionConfig
 from lambdalet.activator.quota import Gone, Peer, View
 from lambdalet.k8s import KubeClient, KubeError, NotFound
 from lambdalet.k8s.watch import informer
-from lambdalet.leases import LEASE_API_VERSION, Liveness, parse
+from lambdalet.leases import LEASE_API_VERSION, REPLACED_MEMORY, Liveness, parse
 
 log = logging.getLogger("lambdalet.activator")
 
@@ -140,6 +140,10 @@ class Peers:
         for seen in self._liveness.lapsed(now):
             if seen.lease.name != own and seen.lease.holder:
                 gone.append(Gone(seen.lease.holder, seen.lapses_at))
+        # Former holders of a Lease (this one's too: a restart under the same pod name).
+        for holder, at in self._liveness.replaced(now).items():
+            if holder != self._member:
+                gone.append(Gone(holder, at))
         fenced = self._written is None or now >= self._written + self._fence_after
         return View(self._member, tuple(peers), tuple(gone), fenced)
 
@@ -176,7 +180,14 @@ class Peers:
         )
 
     def _synced(self, items: list[dict[str, Any]]) -> None:
-        self._liveness.sync((parse(item) for item in items), self._loop.time())
+        now = self._loop.time()
+        leases = [parse(item) for item in items]
+        if self._written is None:
+            # This pod's Lease from before a restart: what that process started may still run.
+            for lease in leases:
+                if lease.name == lease_name(self._pod) and lease.holder not in (None, self._member):
+                    self._liveness.replace(lease.holder, now)
+        self._liveness.sync(leases, now)
         self.synced.set()
         self._changed.set()
 
@@ -201,6 +212,8 @@ class Peers:
             # Renew on time; write a settled ack at once, unless the last write failed (then
             # the retry waits for the renewal's turn).
             if now >= next_renewal or (acks != self._published and last_ok):
+                if now >= next_renewal:
+                    await self._collect(now)
                 last_ok = await self._write(acks)
                 next_renewal = self._loop.time() + (
                     self._renew if last_ok else min(1.0, self._renew)
@@ -241,6 +254,23 @@ class Peers:
         self._written = sent
         self._published = acks
         return True
+
+    async def _collect(self, now: float) -> None:
+        """Delete the Leases of activators that died long ago (their pods are gone: a new pod
+        has a new name), once nothing they started can still run."""
+        own = lease_name(self._pod)
+        for seen in self._liveness.lapsed(now):
+            if seen.lease.name != own and now - seen.lapses_at > REPLACED_MEMORY:
+                try:
+                    await self._client.delete(
+                        LEASE_API_VERSION, "Lease", self._namespace, seen.lease.name
+                    )
+                except NotFound:
+                    pass
+                except KubeError as exc:
+                    log.warning("deleting the stale Lease %s: %s", seen.lease.name, exc)
+                    return
+                self._liveness.remove(seen.lease.name)
 
     async def leave(self) -> None:
         """Delete the Lease (a clean stop, after the last request): peers take the share now."""
