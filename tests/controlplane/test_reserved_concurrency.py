@@ -33,7 +33,7 @@ pytestmark = pytest.mark.controlplane
 
 RESERVED = 5
 TIMEOUT = 30  # the Function's timeoutSeconds: a gate left shut ends an invocation by then
-LEASE_SECONDS = 3
+LEASE_SECONDS = 6  # renewed every 2 s; fenced after 4 s without a renewal
 REQUESTS = 40
 
 # Counts the invocations running at once in a file under the event's "dir" (an exclusive lock
