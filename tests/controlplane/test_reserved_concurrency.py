@@ -147,7 +147,9 @@ def joined(activators: list[ActivatorProcess], members: int) -> bool:
 def deploy(cluster: Cluster, ns: str, agent: Agent, name: str, reserved: int) -> str:
     """Function ``name`` (ten per instance) served by ``agent`` on loopback."""
     spec = {"concurrency": {"perInstance": 10, "reserved": reserved}, "timeoutSeconds": TIMEOUT}
+    # The API server refuses a loopback IP in an EndpointSlice, but takes it as a name (FQDN).
     slice_ = endpoint_slice(f"fn-{name}-a", name, {"127.0.0.1": True})
+    slice_["addressType"] = "FQDN"
     slice_["ports"][0]["port"] = agent.port
     cluster.apply([function(name, **spec), slice_], "-n", ns)
     return name

@@ -111,6 +111,8 @@ class ActivatorSettings:
             namespaces=tuple(env.get("LAMBDALET_NAMESPACES", "").split()),
             peers_namespace=env.get("LAMBDALET_PEERS_NAMESPACE", "").strip() or None,
             peer_lease_seconds=number("LAMBDALET_PEER_LEASE_SECONDS", d.peer_lease_seconds, 1, 300),
+            peer_key=env.get("LAMBDALET_PEER_KEY", "").strip() or None,
+            pod_ip=env.get("LAMBDALET_POD_IP", "").strip() or None,
             drain_seconds=number("LAMBDALET_DRAIN_SECONDS", d.drain_seconds, 0, 3600),
             shutdown_timeout=number(
                 "LAMBDALET_SHUTDOWN_TIMEOUT_SECONDS", d.shutdown_timeout, 0, 3600
