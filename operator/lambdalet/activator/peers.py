@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -117,6 +118,8 @@ class Peers:
         self._written: float | None = None  # loop time the last successful write was sent
         self._published: frozenset[str] = frozenset()
         self._changed = asyncio.Event()
+        self._cached: View | None = None
+        self._cached_until = 0.0
         self.synced = asyncio.Event()
 
     def _new_identity(self) -> str:
@@ -129,6 +132,10 @@ class Peers:
     # -- what the proxy asks --------------------------------------------------------------------
 
     def view(self, now: float) -> View:
+        """The peers as seen at ``now``; built again only after a Lease event, this activator's
+        own write, or when a Lease lapses or this one's fence comes due (the hot path reads it)."""
+        if self._cached is not None and now < self._cached_until:
+            return self._cached
         peers: list[Peer] = []
         gone: list[Gone] = []
         own = lease_name(self._pod)
@@ -145,7 +152,12 @@ class Peers:
             if holder != self._member:
                 gone.append(Gone(holder, at))
         fenced = self._written is None or now >= self._written + self._fence_after
-        return View(self._member, tuple(peers), tuple(gone), fenced)
+        view = View(self._member, tuple(peers), tuple(gone), fenced)
+        changes = [s.lapses_at for s in self._liveness.live(now)]
+        if not fenced and self._written is not None:
+            changes.append(self._written + self._fence_after)
+        self._cached, self._cached_until = view, min(changes, default=math.inf)
+        return view
 
     def current(self) -> View:
         return self.view(self._loop.time())
@@ -188,6 +200,7 @@ class Peers:
                 if lease.name == lease_name(self._pod) and lease.holder not in (None, self._member):
                     self._liveness.replace(lease.holder, now)
         self._liveness.sync(leases, now)
+        self._cached = None
         self.synced.set()
         self._changed.set()
 
@@ -197,6 +210,7 @@ class Peers:
             self._liveness.remove(lease.name)
         else:
             self._liveness.observe(lease, self._loop.time())
+        self._cached = None
         self._changed.set()
 
     async def _renew_loop(self, loads: Loads) -> None:
@@ -233,6 +247,7 @@ class Peers:
             # Fenced: peers may soon see the Lease lapse and take the share; rejoin as new.
             self._member = self._new_identity()
             self._written = None
+            self._cached = None
             acks = frozenset()
             log.warning("Lease not renewed in time; rejoining as %s", self._member)
         manifest = lease_manifest(
@@ -253,6 +268,7 @@ class Peers:
             log.info("activator %s joined the peers in %s", self._member, self._namespace)
         self._written = sent
         self._published = acks
+        self._cached = None
         return True
 
     async def _collect(self, now: float) -> None:
@@ -271,6 +287,7 @@ class Peers:
                     log.warning("deleting the stale Lease %s: %s", seen.lease.name, exc)
                     return
                 self._liveness.remove(seen.lease.name)
+                self._cached = None
 
     async def leave(self) -> None:
         """Delete the Lease (a clean stop, after the last request): peers take the share now."""

@@ -40,7 +40,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from lambdalet.activator.model import FunctionConfig, FunctionKey
 
@@ -95,18 +95,20 @@ class View:
     gone: tuple[Gone, ...] = ()
     fenced: bool = False  # its own Lease could not be renewed in time
 
-    @property
+    @cached_property
     def joined(self) -> bool:
         """Every live peer counts this activator: it may use its share."""
         return not self.fenced and all(self.me in peer.acks for peer in self.peers)
 
-    @property
+    @cached_property
     def acks(self) -> frozenset[str]:
         """The members this activator counts (written to its Lease once ``settled``)."""
         return frozenset((self.me, *(peer.member for peer in self.peers)))
 
     def members(self, timeout: float, now: float) -> frozenset[str]:
         """The members counted for a Function with ``timeout`` seconds."""
+        if not self.gone:
+            return self.acks
         lingering = (g.member for g in self.gone if now < g.lapsed_at + timeout + LINGER_MARGIN)
         return self.acks.union(lingering)
 
