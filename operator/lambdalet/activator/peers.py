@@ -16,7 +16,12 @@ shares never exceeds the cap. This module is the I/O around it:
   invocations (fenced) — before any peer can see its Lease lapse — and takes a new identity, so
   it rejoins as a newcomer once it can write again.
 * On a clean stop it deletes its Lease after its last request ended: the others take its share at
-  once (one watch event).
+  once (one watch event). The Lease of an activator that died stays until ``REPLACED_MEMORY``
+  (1000 s, longer than any invocation) after it lapsed; then a live activator deletes it.
+* A Lease that changes holder (a restart under the same pod name) leaves the former holder
+  counted as if its Lease had lapsed then.
+* With an address (``LAMBDALET_POD_IP`` and the peer key), annotation ``lambdalet.dev/address``
+  tells the others where to hand invocations over their shares (``forward``, ``holders``).
 
 When an activator dies, the survivors see its Lease lapse ``leaseDurationSeconds`` (15 s) after
 the last renewal they saw, and take over its share of a Function after that Function's
