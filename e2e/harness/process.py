@@ -48,6 +48,13 @@ class CliProcess:
             process.kill()
             process.wait(5)
 
+    def kill(self) -> None:
+        """SIGKILL: a crash, nothing cleaned up."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.kill()
+            process.wait(5)
+
     def restart(self) -> None:
         self.stop()
         self.start()

@@ -16,10 +16,11 @@ import httpx
 
 from lambdalet.activator.app import Activator
 from lambdalet.activator.asyncq import AsyncQueue
+from lambdalet.activator.forward import Forwarder
 from lambdalet.activator.http1 import ServerLimits, serve
 from lambdalet.activator.metrics import Metrics
 from lambdalet.activator.model import FunctionConfig, FunctionKey
-from lambdalet.activator.proxy import Proxy, ProxyLimits
+from lambdalet.activator.proxy import Proxy, ProxyLimits, Shares
 from lambdalet.activator.upstream import Pool
 
 HANDLER = """
@@ -108,10 +109,19 @@ async def start_stack(
     async_queue: Callable[[Proxy], AsyncQueue] | None = None,
     public_only: bool = False,
     metrics: Metrics | None = None,
+    shares: Shares | None = None,
+    forwarder: Forwarder | None = None,
 ) -> Stack:
     pokes: list[FunctionKey] = []
     metrics = metrics or Metrics()
-    proxy = Proxy(Pool(), poke=pokes.append, metrics=metrics, limits=proxy_limits)
+    proxy = Proxy(
+        Pool(),
+        poke=pokes.append,
+        metrics=metrics,
+        limits=proxy_limits,
+        shares=shares,
+        forwarder=forwarder,
+    )
     metrics.watch_loads(proxy.loads)
     queue = async_queue(proxy) if async_queue is not None else None
     app = Activator(

@@ -35,6 +35,10 @@ def test_every_variable() -> None:
             "LAMBDALET_NAMESPACES": "team-* ops",
             "LAMBDALET_DRAIN_SECONDS": "0",
             "LAMBDALET_SHUTDOWN_TIMEOUT_SECONDS": "20",
+            "LAMBDALET_PEERS_NAMESPACE": "lambdalet-system",
+            "LAMBDALET_PEER_LEASE_SECONDS": "6",
+            "LAMBDALET_PEER_KEY": "k3y",
+            "LAMBDALET_POD_IP": "10.0.0.7",
         }
     )
 
@@ -53,6 +57,10 @@ def test_every_variable() -> None:
         namespaces=("team-*", "ops"),
         drain_seconds=0,
         shutdown_timeout=20,
+        peers_namespace="lambdalet-system",
+        peer_lease_seconds=6,
+        peer_key="k3y",
+        pod_ip="10.0.0.7",
     )
 
 
@@ -67,6 +75,7 @@ def test_every_variable() -> None:
         ("LAMBDALET_VERIFY_PEER_IP", "maybe", "true or false"),
         ("LAMBDALET_DRAIN_SECONDS", "-1", "between 0 and 3600"),
         ("LAMBDALET_SHUTDOWN_TIMEOUT_SECONDS", "forever", "must be a number"),
+        ("LAMBDALET_PEER_LEASE_SECONDS", "0.5", "between 1 and 300"),
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str, message: str) -> None:

@@ -156,7 +156,7 @@ def test_webhook_key_secret_is_generated(helm: Helm) -> None:
 def test_webhook_key_secret_of_ones_own(helm: Helm) -> None:
     manifests = helm.template({"dispatcher": {"webhookKeySecret": "s3-key"}})
 
-    assert "Secret" not in {o["kind"] for o in manifests}
+    assert DISPATCHER not in manifests.names("Secret")
     assert env_of(container(manifests, DISPATCHER))["LAMBDALET_DISPATCHER_WEBHOOK_KEY"] == {
         "secretKeyRef": {"name": "s3-key", "key": "webhook-key"}
     }

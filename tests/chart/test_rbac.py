@@ -138,7 +138,7 @@ def test_the_release_namespace_watched_too(helm: Helm) -> None:
         {"rbac": {"namespaced": True}, "operator": {"watchNamespaces": [NAMESPACE, NAMESPACE]}}
     )
 
-    for component in ("operator", "dispatcher"):
+    for component in COMPONENTS:
         lease_role = f"{RELEASE}-{component}"
         assert manifests.get("Role", lease_role, NAMESPACE) == cluster.get("Role", lease_role)
         assert manifests.get("RoleBinding", lease_role, NAMESPACE) == cluster.get(
@@ -156,6 +156,7 @@ def test_without_dispatcher(helm: Helm) -> None:
     assert {o["metadata"]["name"] for o in manifests if o["kind"] == "Role"} == {
         f"{RELEASE}-operator",
         f"{RELEASE}-operator-watched",
+        f"{RELEASE}-activator",
         f"{RELEASE}-activator-watched",
     }
 
@@ -169,8 +170,12 @@ def test_without_dispatcher(helm: Helm) -> None:
     ],
 )
 def test_cluster_mode_is_the_default(helm: Helm, values: dict[str, Any]) -> None:
-    # A Secret name of one's own: the chart's own webhook key would be random on every render.
-    fixed = {**values, "dispatcher": {**values.get("dispatcher", {}), "webhookKeySecret": "k"}}
+    # Secret names of one's own: the chart's own keys would be random on every render.
+    fixed = {
+        **values,
+        "dispatcher": {**values.get("dispatcher", {}), "webhookKeySecret": "k"},
+        "activator": {"peerKeySecret": "p"},
+    }
     default = helm.run("template", RELEASE, "-n", NAMESPACE, "--kube-version", KUBE_VERSION,
                        values=fixed)  # fmt: skip
     explicit = helm.run("template", RELEASE, "-n", NAMESPACE, "--kube-version", KUBE_VERSION,
@@ -234,7 +239,8 @@ def test_schema_rejects(helm: Helm, values: dict[str, Any], complaint: str) -> N
 
 
 def test_the_activator_writes_only_events_and_token_reviews(helm: Helm) -> None:
-    """Warning Events (InitError) on Functions, and the reviews of announcements' tokens."""
+    """Warning Events (InitError) on Functions, and the reviews of announcements' tokens
+    (cluster-wide); its Leases only in the release namespace."""
     rules = cluster_rules(helm.template(), f"{RELEASE}-activator")
 
     writes = {rule for rule in rules if rule[2] not in ("get", "list", "watch")}
@@ -242,4 +248,14 @@ def test_the_activator_writes_only_events_and_token_reviews(helm: Helm) -> None:
         ("", "events", "create"),
         ("events.k8s.io", "events", "create"),
         ("authentication.k8s.io", "tokenreviews", "create"),
+    }
+
+
+def test_the_activators_keep_their_leases_in_the_release_namespace(helm: Helm) -> None:
+    """They split each Function's reserved concurrency through them (``activator.peers``)."""
+    manifests = helm.template()
+    role = manifests.get("Role", f"{RELEASE}-activator", NAMESPACE)
+    assert rules_of(role) == {
+        ("coordination.k8s.io", "leases", verb)
+        for verb in ("get", "list", "watch", "create", "update", "patch", "delete")
     }

@@ -35,6 +35,11 @@ app.kubernetes.io/component: dispatcher
 http://{{ .Release.Name }}-autoscaler.{{ .Release.Namespace }}.svc:8082
 {{- end }}
 
+{{- /* The Secret holding the key the activators share (key peer-key). */}}
+{{- define "lambdalet.activatorPeerKeySecret" -}}
+{{- .Values.activator.peerKeySecret | default (printf "%s-activator" .Release.Name) }}
+{{- end }}
+
 {{- /* The Secret holding the dispatcher's S3 webhook key (key webhook-key). */}}
 {{- define "lambdalet.dispatcherWebhookKeySecret" -}}
 {{- .Values.dispatcher.webhookKeySecret | default (printf "%s-dispatcher" .Release.Name) }}

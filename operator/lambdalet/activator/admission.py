@@ -3,7 +3,8 @@
 Pure functions of counts, called by ``proxy`` for every invocation. The rules, in order:
 
 1. Reserved concurrency (``spec.concurrency.reserved``) caps invocations in flight *and* held
-   for the whole Function, on this activator: at the cap -> ``THROTTLED`` (429, Lambda's
+   for the whole Function; ``reserved`` here is this activator's share of it (``quota``, the
+   whole cap when it is the only activator): at the share -> ``THROTTLED`` (429, Lambda's
    ``TooManyRequestsException``). Reserved 0 throttles everything, as in Lambda.
 2. A pod with a free slot and nobody already waiting -> ``PROXY`` (waiting requests go first, so
    a newcomer never overtakes a held request).
@@ -11,7 +12,7 @@ Pure functions of counts, called by ``proxy`` for every invocation. The rules, i
    waits, with a deadline, for a pod or a free slot.
 4. Otherwise ``OVERFLOW`` (503 with a reason).
 
-E.g. reserved 10, 4 in flight, 6 held: 4 + 6 >= 10 -> THROTTLED, whatever the pods.
+E.g. a share of 10, 4 in flight, 6 held: 4 + 6 >= 10 -> THROTTLED, whatever the pods.
 """
 
 from __future__ import annotations

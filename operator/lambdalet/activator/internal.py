@@ -7,6 +7,9 @@
                           the Function while no pod can serve get the error at once
                           (``Proxy.init_failed``), and a Warning Event says why on the
                           Function (``warnings``) -> 204
+    POST   /2015-03-31/functions/function/invocations  with lambdalet-forwarded-function: an
+                          invocation a peer activator could not take within its share of the
+                          Function's reserved concurrency (``forward``; the activators' key)
     GET    /metrics       Prometheus exposition (``metrics``)
     GET    /healthz       the process serves
     GET    /readyz        the Functions and endpoints have been listed once (until then the
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 
 from lambdalet.activator.announce import (
     AnnounceError,
@@ -31,6 +35,7 @@ from lambdalet.activator.announce import (
     verify,
 )
 from lambdalet.activator.events import HttpRequest, HttpResponse
+from lambdalet.activator.forward import is_forwarded
 from lambdalet.activator.kube import ClusterView
 from lambdalet.activator.metrics import CONTENT_TYPE, Metrics
 from lambdalet.activator.proxy import Proxy
@@ -52,6 +57,7 @@ class Internal:
         *,
         verify_peer_ip: bool = True,
         init_errors: InitErrorEvents | None = None,
+        forwarded: Callable[[HttpRequest], Awaitable[HttpResponse]] | None = None,
     ) -> None:
         self._client = client
         self._proxy = proxy
@@ -60,10 +66,13 @@ class Internal:
         self._verify_peer_ip = verify_peer_ip
         self._cache = ReviewCache()
         self._init_errors = init_errors
+        self._forwarded = forwarded
         self.draining = False  # set on SIGTERM: not ready, so Services stop routing here
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
         path, method = request.path, request.method
+        if self._forwarded is not None and is_forwarded(request):
+            return await self._forwarded(request)
         if path == "/v1/announce" and method in ("POST", "DELETE"):
             return await self._announce(request, leaving=method == "DELETE")
         if path == "/v1/init-error" and method == "POST":

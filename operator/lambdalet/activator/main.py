@@ -2,16 +2,21 @@
 
 Parts, outermost first: ``http1`` servers on the public port (``app.Activator``) and on the
 internal port (``internal``: announcements, metrics, health); ``proxy`` with its ``upstream``
-pool; ``kube.ClusterView`` filling the proxy; ``stats.Reporter`` talking to the autoscaler; and,
-when Redis is configured (``LAMBDALET_REDIS_URL``), ``asyncq`` taking Event invocations and
-working them off through the same proxy.
+pool; ``kube.ClusterView`` filling the proxy; ``peers`` splitting reserved concurrency with the
+other activators (when ``LAMBDALET_PEERS_NAMESPACE`` is set) and ``forward`` handing each other
+invocations over their shares; ``stats.Reporter`` talking to the autoscaler; and, when Redis is
+configured (``LAMBDALET_REDIS_URL``), ``asyncq`` taking Event invocations and working them off
+through the same proxy.
 
 Stopping (SIGTERM) is graceful, as a Service's endpoints change only after the pod is told to
 stop: /readyz turns 503 at once and every connection closes after its next response
 (``http1.Connections``), but the activator goes on accepting for ``drain_seconds`` while
 kube-proxy and the EndpointSlices catch up; then it stops listening, closes the connections that
 stayed idle, and gives the requests still in progress (a cold start may hold one for a while) up
-to ``shutdown_timeout`` to finish.
+to ``shutdown_timeout`` to finish. Last, it deletes its peer Lease, so the other activators
+take its share of reserved concurrency at once — unless invocations of a capped Function were
+still in progress (they run on in the pods): then the Lease lapses and the others wait out the
+Function's timeout as after a crash.
 """
 
 from __future__ import annotations
@@ -26,10 +31,12 @@ from redis.asyncio import Redis
 
 from lambdalet.activator.app import Activator
 from lambdalet.activator.asyncq import AsyncMetrics, AsyncQueue, AsyncQueueOptions
+from lambdalet.activator.forward import Forwarder, serve_forwarded
 from lambdalet.activator.http1 import Connections, ServerLimits, serve
 from lambdalet.activator.internal import Internal
 from lambdalet.activator.kube import ClusterView, SecretTokens
 from lambdalet.activator.metrics import Metrics
+from lambdalet.activator.peers import PeerCollector, Peers
 from lambdalet.activator.proxy import Proxy, ProxyLimits
 from lambdalet.activator.settings import ActivatorSettings
 from lambdalet.activator.stats import Reporter
@@ -52,11 +59,30 @@ async def activate(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
         if reporter is not None:
             reporter.poke(key)
 
+    peers: Peers | None = None
+    forwarder: Forwarder | None = None
+    if settings.peers_namespace:
+        # Invocations over this activator's share go to the peers that hold one, given the key.
+        address = None
+        if settings.peer_key and settings.pod_ip:
+            address = (settings.pod_ip, settings.internal_port)
+        peers = Peers(
+            client,
+            settings.pod_name,
+            settings.peers_namespace,
+            lease_seconds=settings.peer_lease_seconds,
+            address=address,
+        )
+        metrics.registry.register(PeerCollector(peers))
+        if settings.peer_key:
+            forwarder = Forwarder(Pool(), settings.peer_key, peers.holders)
     proxy = Proxy(
         pool,
         poke=poke,
         metrics=metrics,
         limits=ProxyLimits(hold_limit=settings.hold_limit, hold_timeout=settings.hold_timeout),
+        shares=peers,
+        forwarder=forwarder,
     )
     metrics.watch_loads(proxy.loads)
     queue: AsyncQueue | None = None
@@ -100,6 +126,14 @@ async def activate(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
         view,
         verify_peer_ip=settings.verify_peer_ip,
         init_errors=init_errors,
+        forwarded=functools.partial(
+            serve_forwarded,
+            key=settings.peer_key,
+            invoke=proxy.invoke,
+            hold_limit=settings.hold_timeout,
+        )
+        if forwarder is not None
+        else None,
     )
     limits = ServerLimits(max_body_bytes=settings.max_body_bytes)
     connections = Connections()
@@ -121,6 +155,8 @@ async def activate(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
             connections=connections,
         )
     tasks = [asyncio.create_task(view.run()), asyncio.create_task(reporter.run())]
+    if peers is not None:
+        tasks.append(asyncio.create_task(peers.run(proxy.capped_loads)))
     if queue is not None:
         tasks.append(asyncio.create_task(queue.run()))
     log.info(
@@ -155,6 +191,8 @@ async def activate(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
         else:
             log.info("stopping: no request in progress")
     finally:
+        # Invocations cut short still run in the pods: then let the Lease lapse (see above).
+        idle = not any(load for _, load in proxy.capped_loads())
         public.close()
         private.close()
         if outside is not None:
@@ -162,6 +200,8 @@ async def activate(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if peers is not None and idle:
+            await peers.leave()  # after the last request: the others take the share now
         proxy.close()
         await init_errors.aclose()
         await reporter.aclose()

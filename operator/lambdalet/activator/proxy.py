@@ -4,6 +4,8 @@ Where it sits: ``app`` (HTTP front and invoke API) and ``asyncq`` call ``Proxy.i
 event; ``kube`` and the announcement endpoint keep each Function's config and pods current
 (``set_config``, ``set_ready``, ``announce``, ``withdraw``); ``stats`` reads ``snapshot`` once a
 second for the autoscaler. ``admission`` decides; this module keeps the counts and the waiters.
+Reserved concurrency is admitted up to this activator's share of the cap (``Shares``: ``peers``
+splits it among the live activators; ``WholeCap`` when there is only one).
 
 A held request waits on a future in its Function's bounded FIFO. Whenever a slot frees up (an
 invocation ends, a pod appears) the slot is handed to the oldest waiter directly, already counted
@@ -32,8 +34,10 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from lambdalet.activator.admission import Verdict, admit, least_loaded
+from lambdalet.activator.forward import Forwarder
 from lambdalet.activator.metrics import Metrics
 from lambdalet.activator.model import FunctionConfig, FunctionKey, InvokeRejected, InvokeResult
 from lambdalet.activator.upstream import ConnectFailed, ExchangeFailed, Pool, StaleConnection
@@ -53,6 +57,19 @@ DOWN_FIRST_SECONDS = 0.5
 DOWN_MAX_SECONDS = 10.0
 # The agent retries a failed init at most 5 minutes apart and reports each failure.
 INIT_FAILURE_SECONDS = 330.0
+
+
+class Shares(Protocol):
+    """This activator's part of a Function's reserved concurrency (``peers``); None: no cap."""
+
+    def share(self, config: FunctionConfig) -> int | None: ...
+
+
+class WholeCap:
+    """The one activator there is: its share is the whole cap."""
+
+    def share(self, config: FunctionConfig) -> int | None:
+        return config.reserved
 
 
 @dataclass(frozen=True)
@@ -84,6 +101,14 @@ class InitFailure:
     ip: str  # of the pod that reported it
     error: bytes  # the error document
     until: float  # loop time it stops counting
+
+
+class _Throttled(Exception):
+    """This activator's share of the Function's reserved concurrency is in use."""
+
+    def __init__(self, rejection: InvokeRejected) -> None:
+        super().__init__(rejection.message)
+        self.rejection = rejection
 
 
 class _InitFailed(Exception):
@@ -122,8 +147,14 @@ class Proxy:
         poke: Callable[[FunctionKey], None],
         metrics: Metrics,
         limits: ProxyLimits | None = None,
+        shares: Shares | None = None,
+        forwarder: Forwarder | None = None,
     ) -> None:
+        """``forwarder``: where an invocation over this activator's share goes before it gets
+        429 (the peers holding shares); None: 429 at once."""
         self._pool = pool
+        self._shares = shares or WholeCap()
+        self._forwarder = forwarder
         self._metrics = metrics
         self._poke = poke
         self._limits = limits or ProxyLimits()
@@ -234,7 +265,10 @@ class Proxy:
         request_id: str,
         headers: Mapping[str, str] | None = None,
         deadline: float | None = None,
+        forwarded: bool = False,
     ) -> InvokeResult:
+        """``forwarded``: a peer's invocation (``forward``): within this share or 429, never
+        forwarded again."""
         target = self._targets.get(key)
         if target is None:
             raise InvokeRejected(
@@ -247,6 +281,15 @@ class Proxy:
         while True:
             try:
                 pod = await self._acquire(target, deadline)
+            except _Throttled as throttled:
+                if not forwarded and self._forwarder is not None:
+                    hold = deadline - self._loop.time()
+                    result = await self._forwarder.forward(target.config, payload, sent, hold)
+                    if result is not None:
+                        return result
+                if not forwarded:  # a peer's refusal counts where the request came in
+                    self._metrics.throttled(key)
+                raise throttled.rejection from None
             except _InitFailed as failed:
                 return InvokeResult(
                     status=502,
@@ -281,10 +324,11 @@ class Proxy:
     async def _acquire(self, target: Target, deadline: float) -> Pod:
         config = target.config
         pod = least_loaded(self._usable(target))
+        share = self._shares.share(config) if config.reserved is not None else None
         verdict = admit(
             in_flight=target.in_flight,
             held=len(target.waiters),
-            reserved=config.reserved,
+            reserved=share,
             hold_limit=self._limits.hold_limit,
             free_slot=pod is not None,
         )
@@ -294,12 +338,14 @@ class Proxy:
             target.in_flight += 1
             return pod
         if verdict is Verdict.THROTTLED:
-            self._metrics.throttled(config.key)
-            raise InvokeRejected(
-                429,
-                "TooManyRequestsException",
-                f"Rate Exceeded: {config.namespace}/{config.name} is at its reserved "
-                f"concurrency of {config.reserved}",
+            raise _Throttled(
+                InvokeRejected(
+                    429,
+                    "TooManyRequestsException",
+                    f"Rate Exceeded: {config.namespace}/{config.name} is at its reserved "
+                    f"concurrency of {config.reserved}"
+                    + ("" if share == config.reserved else f" (this activator's share: {share})"),
+                )
             )
         failure = target.init_failure
         if failure is not None and not target.pods:
@@ -448,6 +494,11 @@ class Proxy:
                 out[key] = target.cold_start
                 target.cold_start = None
         return out
+
+    def capped_loads(self) -> Iterator[tuple[FunctionConfig, int]]:
+        """(config, in flight + held) of every Function with reserved concurrency, for
+        ``peers`` to know when this activator is within new shares."""
+        return ((t.config, t.load) for t in self._targets.values() if t.config.reserved is not None)
 
     def loads(self) -> Iterable[tuple[FunctionKey, int, int]]:
         """(key, in flight, held) for every Function, for the metrics endpoint."""

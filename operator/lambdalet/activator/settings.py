@@ -14,7 +14,18 @@ LAMBDALET_HOLD_TIMEOUT_SECONDS    longest a request waits for an instance (defau
 LAMBDALET_MAX_BODY_BYTES          request body limit (default 6291456, Lambda's 6 MB)
 LAMBDALET_REDIS_URL               Redis for asynchronous invocations (default: none, so
                                   Event invocations are refused with a reason)
-LAMBDALET_POD_NAME                this activator's name in reports (default: the host name)
+LAMBDALET_POD_NAME                this activator's name in reports and its Lease (default: the
+                                  host name)
+LAMBDALET_PEERS_NAMESPACE         where the activators keep their Leases to split each Function's
+                                  reserved concurrency among themselves (``peers``; the chart: the
+                                  release namespace); empty (the default): this activator is the
+                                  only one and admits the whole cap
+LAMBDALET_PEER_LEASE_SECONDS      the Leases' duration (default 15; renewed every third of it)
+LAMBDALET_PEER_KEY                the key the activators share to hand each other invocations
+                                  over their shares (``forward``); with LAMBDALET_POD_IP, this
+                                  activator takes them on its internal port (default: none, so
+                                  an invocation over this activator's share gets 429 at once)
+LAMBDALET_POD_IP                  this activator's address as its peers reach it
 LAMBDALET_VERIFY_PEER_IP          announcements must come from the announced pod IP
                                   (default true; false behind SNAT)
 LAMBDALET_DRAIN_SECONDS           on SIGTERM, how long the activator goes on accepting requests
@@ -53,6 +64,10 @@ class ActivatorSettings:
     pod_name: str = ""
     verify_peer_ip: bool = True
     namespaces: tuple[str, ...] = ()
+    peers_namespace: str | None = None
+    peer_lease_seconds: float = 15.0
+    peer_key: str | None = None
+    pod_ip: str | None = None
     drain_seconds: float = 5.0
     shutdown_timeout: float = 60.0
 
@@ -94,6 +109,10 @@ class ActivatorSettings:
             pod_name=env.get("LAMBDALET_POD_NAME") or socket.gethostname(),
             verify_peer_ip=verify in ("true", "1", "yes"),
             namespaces=tuple(env.get("LAMBDALET_NAMESPACES", "").split()),
+            peers_namespace=env.get("LAMBDALET_PEERS_NAMESPACE", "").strip() or None,
+            peer_lease_seconds=number("LAMBDALET_PEER_LEASE_SECONDS", d.peer_lease_seconds, 1, 300),
+            peer_key=env.get("LAMBDALET_PEER_KEY", "").strip() or None,
+            pod_ip=env.get("LAMBDALET_POD_IP", "").strip() or None,
             drain_seconds=number("LAMBDALET_DRAIN_SECONDS", d.drain_seconds, 0, 3600),
             shutdown_timeout=number(
                 "LAMBDALET_SHUTDOWN_TIMEOUT_SECONDS", d.shutdown_timeout, 0, 3600
