@@ -78,8 +78,8 @@ func ConfigFromEnv(env map[string]string, exists func(string) bool) (Config, err
 	}{
 		{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE", defaultMemoryMiB, 1, 1 << 20, &c.MemoryMiB},
 		{"LAMBDALET_CONCURRENCY", defaultConcurrency, 1, 1000, &c.Concurrency},
-		{"LAMBDALET_PORT", defaultPort, 1, 65535, &c.Port},
-		{"LAMBDALET_RUNTIME_API_PORT", defaultRuntimeAPIPort, 0, 65535, &c.RuntimeAPIPort},
+		{"LAMBDALET_PORT_NUMBER", defaultPort, 1, 65535, &c.Port},
+		{"LAMBDALET_RUNTIME_API_PORT_NUMBER", defaultRuntimeAPIPort, 0, 65535, &c.RuntimeAPIPort},
 	}
 	for _, v := range ints {
 		if *v.into, err = intVar(env, v.name, v.def, v.lo, v.hi); err != nil {
@@ -87,7 +87,7 @@ func ConfigFromEnv(env map[string]string, exists func(string) bool) (Config, err
 		}
 	}
 	if c.RuntimeAPIPort != 0 && c.RuntimeAPIPort+c.Concurrency-1 > 65535 {
-		return Config{}, fmt.Errorf("LAMBDALET_RUNTIME_API_PORT %d leaves no room for %d runtimes",
+		return Config{}, fmt.Errorf("LAMBDALET_RUNTIME_API_PORT_NUMBER %d leaves no room for %d runtimes",
 			c.RuntimeAPIPort, c.Concurrency)
 	}
 	seconds, err := strconv.ParseFloat(get("LAMBDALET_TIMEOUT_SECONDS", strconv.Itoa(defaultTimeoutSeconds)), 64)
