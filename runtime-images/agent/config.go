@@ -144,6 +144,12 @@ func intVar(env map[string]string, name string, def, lo, hi int) (int, error) {
 		return def, nil
 	}
 	n, err := strconv.Atoi(raw)
+	if err != nil && strings.Contains(raw, "://") {
+		// <SVC>_PORT=tcp://10.96.0.7:80 and its kin, which the kubelet injects for every Service
+		// of the namespace unless the pod sets enableServiceLinks: false.
+		return 0, fmt.Errorf("%s is %q: Kubernetes injected it for a Service of the pod's "+
+			"namespace (a Docker link); set enableServiceLinks: false on the pod", name, raw)
+	}
 	if err != nil || n < lo || n > hi {
 		return 0, fmt.Errorf("%s must be an integer from %d to %d, not %q", name, lo, hi, raw)
 	}

@@ -104,6 +104,7 @@ func TestConfigErrors(t *testing.T) {
 		{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"},
 		{"LAMBDALET_PORT_NUMBER", "70000", "LAMBDALET_PORT_NUMBER"},
 		{"LAMBDALET_RUNTIME_API_PORT_NUMBER", "65535", "no room"}, // with LAMBDALET_CONCURRENCY=2
+		{"LAMBDALET_PORT_NUMBER", "tcp://10.96.0.7:80", "enableServiceLinks: false"},
 		{"LAMBDALET_BOOTSTRAP", "   ", "blank"},
 	}
 	for _, tc := range cases {
