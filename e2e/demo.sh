@@ -102,6 +102,10 @@ done_step
 
 step "a second, warm request"
 invoke again
+# The pod answered as soon as its runtime was initialised (it announces itself to the
+# activators); the kubelet reports it running a moment later, and only then has it a log.
+in_node kubectl wait pods -n demo -l lambdalet.dev/function=hello-python --for=condition=Ready \
+    --timeout=60s >/dev/null
 in_node kubectl logs -n demo -l lambdalet.dev/function=hello-python --tail=5
 done_step
 
