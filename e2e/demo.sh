@@ -103,10 +103,15 @@ done_step
 step "a second, warm request"
 invoke again
 # The pod answered as soon as its runtime was initialised (it announces itself to the
-# activators); the kubelet reports it running a moment later, and only then has it a log.
-in_node kubectl wait pods -n demo -l lambdalet.dev/function=hello-python --for=condition=Ready \
-    --timeout=60s >/dev/null
-in_node kubectl logs -n demo -l lambdalet.dev/function=hello-python --tail=5
+# activators); the kubelet reports it running a moment later, and only then has it a log. (A
+# second pod the autoscaler may have started meanwhile has none yet.)
+pod=""
+for _ in $(seq 30); do
+    pod="$(in_node kubectl get pods -n demo -l lambdalet.dev/function=hello-python \
+        --field-selector=status.phase=Running -o jsonpath='{.items[0].metadata.name}')" && break
+    sleep 1
+done
+in_node kubectl logs -n demo "$pod" --tail=5
 done_step
 
 trap - EXIT
