@@ -108,7 +108,7 @@ invoke again
 pod=""
 for _ in $(seq 30); do
     pod="$(in_node kubectl get pods -n demo -l lambdalet.dev/function=hello-python \
-        --field-selector=status.phase=Running -o jsonpath='{.items[0].metadata.name}')" && break
+        --field-selector=status.phase=Running -o jsonpath='{.items[0].metadata.name}' 2>/dev/null)" && break
     sleep 1
 done
 in_node kubectl logs -n demo "$pod" --tail=5

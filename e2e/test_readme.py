@@ -3,14 +3,17 @@ left (the `demo` tier of e2e/run-tests.sh; not the `e2e` tier, whose own operato
 watches every namespace but helm-*, where a second, README-installed operator would fight it).
 
 The commands come from README.md itself (``e2e.harness.readme``), so a new block is run as soon
-as it is written. What the test adds between them is what a user does anyway: it waits for a
-release to roll out after ``helm install``/``helm upgrade``, and for the Functions to be Ready
-before a ``curl``; before a ``helm install`` it uninstalls the release an earlier block (or
-`make demo`) installed, and before ``kubectl create namespace`` it removes the namespace, so each
-block starts as on a fresh cluster. ``curl`` of a ``*.svc`` name is resolved to the Service's
-address (the node's resolver does not know cluster names; in a pod they resolve), and fails on an
-HTTP error. A console block's shown output is checked too: its header lines exactly, the first
-word of every other line, and JSON bodies field by field (``…`` stands for any value).
+as it is written. A block that installs a variant of the release (``helm install … --set …``, the
+namespaced RBAC) is an alternative to the plain install the rest of README builds on: such blocks
+run last, after the function examples. What the test adds between commands is what a user does
+anyway: it waits for a release to roll out after ``helm install``/``helm upgrade``, and for the
+Functions to be Ready before a ``curl``; before a ``helm install`` it uninstalls the release an
+earlier block (or `make demo`) installed, and before ``kubectl create namespace`` it removes the
+namespace, so each block starts as on a fresh cluster. ``curl`` of a ``*.svc`` name is resolved
+to the Service's address (the node's resolver does not know cluster names; in a pod they
+resolve), and fails on an HTTP error. A console block's shown output is checked too: its header
+lines exactly, the first word of every other line, and JSON bodies field by field (``…`` stands
+for any value).
 
 The few commands that cannot run here are in ``ELSEWHERE``, each with where it is exercised;
 ``tests/test_readme.py`` fails when README gains a command this test would neither run nor find
@@ -92,8 +95,9 @@ def _before(cluster: Cluster, command: Command) -> None:
         namespace = re.search(r"/fn/([a-z0-9-]+)/", command.key)
         assert namespace, command.text
         cluster.kubectl(
-            "wait", "fn", "--all", "-n", namespace[1], "--for=condition=Ready", "--timeout=90s"
-        )
+            "wait", "fn", "--all", "-n", namespace[1], "--for=condition=Ready", "--timeout=90s",
+            timeout=100,
+        )  # fmt: skip
 
 
 def _after(cluster: Cluster, command: Command) -> None:
@@ -125,17 +129,41 @@ def _check_output(command: Command, printed: str) -> None:
             assert any(line.split()[:1] == words[:1] for line in lines), where
 
 
+def in_order(commands: list[Command]) -> list[Command]:
+    """The commands to run: README's order, the blocks installing a variant of the release last."""
+    runnable = [command for command in commands if command.key not in ELSEWHERE]
+    variants = {
+        c.block for c in runnable if c.key.startswith("helm install ") and " --set " in c.key
+    }
+    return [c for c in runnable if c.block not in variants] + [
+        c for c in runnable if c.block in variants
+    ]
+
+
+def _state(cluster: Cluster) -> str:
+    """What the cluster looks like, for a failure's message."""
+    views = [
+        ("get", "fn,evs,pods", "-A", "-o", "wide"),
+        ("logs", "-n", SYSTEM, "-l", "app.kubernetes.io/component=operator", "--tail=30"),
+        ("get", "events", "-A", "--sort-by=.lastTimestamp"),
+    ]
+    return "\n".join(
+        (done := cluster.kubectl(*view, check=False)).stdout + done.stderr for view in views
+    )
+
+
 def test_readme_commands_work_as_written(node_cluster: Cluster) -> None:
     ran = []
     try:
-        for command in readme_commands():
-            if command.key in ELSEWHERE:
-                continue
+        for command in in_order(readme_commands()):
             _before(node_cluster, command)
             printed = _run(node_cluster, command)
             _check_output(command, printed)
             _after(node_cluster, command)
             ran.append(command.key)
+    except Exception:
+        print(_state(node_cluster))
+        raise
     finally:
         for cleanup in (
             ("delete", "-f", str(EVENT_SOURCES / "redis-streams.yaml"), "--ignore-not-found"),

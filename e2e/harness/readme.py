@@ -5,7 +5,7 @@ line) and every ```console block (``$ `` lines are commands, the lines after one
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from e2e.harness.cluster import REPO
 
@@ -18,6 +18,7 @@ class Command:
     text: str  # as a user pastes it (continuations joined, trailing comment kept)
     output: tuple[str, ...] = ()  # what README shows it printing (console blocks)
     line: int = 0  # in README.md
+    block: int = 0  # which fenced block of README.md (counting from 0)
 
     @property
     def key(self) -> str:
@@ -28,14 +29,14 @@ class Command:
 def commands(text: str) -> list[Command]:
     """The commands of README.md's ```sh and ```console blocks, in order."""
     found: list[Command] = []
-    for fence in _FENCE.finditer(text):
+    for block, fence in enumerate(_FENCE.finditer(text)):
         language, body = fence.group(1), fence.group(2)
         first = text.count("\n", 0, fence.start(2)) + 1
         lines = body.splitlines()
         if language == "sh":
-            found += _shell(lines, first)
+            found += [replace(c, block=block) for c in _shell(lines, first)]
         elif language == "console":
-            found += _console(lines, first)
+            found += [replace(c, block=block) for c in _console(lines, first)]
     return found
 
 
@@ -61,7 +62,7 @@ def _console(lines: list[str], first: int) -> list[Command]:
             found.append(Command(line[2:].strip(), line=number))
         elif found and line.strip():
             last = found[-1]
-            found[-1] = Command(last.text, (*last.output, line), last.line)
+            found[-1] = replace(last, output=(*last.output, line))
     return found
 
 
