@@ -4,17 +4,21 @@
 #   2. unit, component (the agent and runtimes as real processes) and control-plane tests (a
 #      real kube-apiserver + etcd on loopback, started by pytest)
 #   3. the bed's lifecycle: bring the single node up and down twice, nothing left behind
-#   4. end to end on the real single-node cluster, from inside its network namespace
-# Select tiers with TIERS="static unit lifecycle e2e" (default: all). Extra arguments go to pytest.
+#   4. the documented path: `make demo` exactly as README.md says (release lambdalet in
+#      lambdalet-system, the example invoked cold and warm), then every command block of README.md
+#      on that cluster (e2e/test_readme.py); the cluster is torn down after
+#   5. end to end on the real single-node cluster, from inside its network namespace
+# Select tiers with TIERS="static unit lifecycle demo e2e" (default: all). Extra arguments go to
+# pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=.venv/bin
-tiers="${TIERS:-static unit lifecycle e2e}"
+tiers="${TIERS:-static unit lifecycle demo e2e}"
 has() { [[ " $tiers " == *" $1 "* ]]; }
 step() { printf '\n=== %s ===\n' "$*" >&2; }
 
-if has lifecycle || has e2e; then
+if has lifecycle || has demo || has e2e; then
     step "cluster binaries and base images (cached in ${LAMBDALET_CACHE:-$HOME/.cache/lambdalet})"
     e2e/cluster/build.sh >/dev/null
     e2e/images/build.sh base
@@ -52,12 +56,23 @@ fi
 
 if has unit; then
     step "unit and control-plane tests"
-    $PY/pytest -m "not e2e and not lifecycle" "$@"
+    $PY/pytest -m "not e2e and not lifecycle and not demo" "$@"
 fi
 
 if has lifecycle; then
     step "test bed lifecycle"
     $PY/pytest -m lifecycle "$@"
+fi
+
+if has demo; then
+    step "the documented path: make demo, then README.md's commands"
+    demo_started=$SECONDS
+    trap 'e2e/cluster/cluster.sh down' EXIT
+    make demo
+    e2e/cluster/cluster.sh exec -- $PY/pytest -m demo e2e/test_readme.py "$@"
+    e2e/cluster/cluster.sh down
+    trap - EXIT
+    echo "demo tier: $((SECONDS - demo_started)) s" >&2
 fi
 
 if has e2e; then

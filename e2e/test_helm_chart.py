@@ -70,10 +70,10 @@ def lease_holder(cluster: Cluster, namespace: str) -> str:
 
 @pytest.fixture
 def helm_namespaces(node_cluster: Cluster) -> Iterator[tuple[str, str]]:
-    """A namespace for the release and one for Functions, both restricted, both helm-*: the
-    session's own operator process leaves helm-* namespaces alone."""
-    suffix = uuid.uuid4().hex[:5]
-    names = (f"helm-system-{suffix}", f"helm-apps-{suffix}")
+    """README's namespace for the release, lambdalet-system, and one for Functions, helm-*
+    (the session's own operator process leaves helm-* namespaces alone; the release's own
+    namespace holds no Function for it to see), both restricted."""
+    names = ("lambdalet-system", f"helm-apps-{uuid.uuid4().hex[:5]}")
     for name in names:
         node_cluster.kubectl("create", "namespace", name)
         node_cluster.kubectl(
@@ -92,7 +92,9 @@ def test_chart_installs_an_operator_that_serves_functions(
     build = REPO / "operator" / "image" / "build.sh"
     subprocess.run([str(build)], check=True, capture_output=True, timeout=600)
     system, apps = helm_namespaces
-    release = f"lambdalet-{system[-5:]}"
+    # README's own release name: its Services' Docker-link variables (lambdalet-activator's
+    # LAMBDALET_ACTIVATOR_PORT=tcp://…) once crash-looped the activator.
+    release = "lambdalet"
     node_cluster.helm(
         "install", release, str(CHART), "-n", system, "--wait", "--timeout", "120s",
         "--set", "operator.image.pullPolicy=Never",

@@ -118,8 +118,8 @@ def start(
         "AWS_LAMBDA_FUNCTION_NAME": "bench",
         "_HANDLER": "app.handler",
         "LAMBDALET_RUNTIME": runtime.setting,
-        "LAMBDALET_PORT": str(port),
-        "LAMBDALET_RUNTIME_API_PORT": "0",
+        "LAMBDALET_PORT_NUMBER": str(port),
+        "LAMBDALET_RUNTIME_API_PORT_NUMBER": "0",
         "LAMBDA_TASK_ROOT": str(task_root),
         "LAMBDALET_BOOTSTRAP": " ".join(runtime.bootstrap),
     }

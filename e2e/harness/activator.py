@@ -29,8 +29,8 @@ class ActivatorProcess(CliProcess):
             kubeconfig,
             log_path,
             {
-                "LAMBDALET_ACTIVATOR_PORT": str(port),
-                "LAMBDALET_ACTIVATOR_INTERNAL_PORT": str(internal_port),
+                "LAMBDALET_ACTIVATOR_PORT_NUMBER": str(port),
+                "LAMBDALET_ACTIVATOR_INTERNAL_PORT_NUMBER": str(internal_port),
                 **(env or {}),
             },
         )

@@ -29,7 +29,7 @@ class DispatcherProcess(CliProcess):
             log_path,
             {
                 "LAMBDALET_DISPATCHER_HOST": "127.0.0.1",
-                "LAMBDALET_DISPATCHER_PORT": str(port),
+                "LAMBDALET_DISPATCHER_PORT_NUMBER": str(port),
                 **(env or {}),
             },
         )

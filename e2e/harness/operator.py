@@ -20,13 +20,13 @@ class OperatorProcess(CliProcess):
         # The autoscaler's endpoint on a loopback port of its own (kept across restarts), unless
         # ``env`` names one: operators of concurrent test sessions never clash on the default.
         self.env.setdefault("LAMBDALET_AUTOSCALER_HOST", "127.0.0.1")
-        self.env.setdefault("LAMBDALET_AUTOSCALER_PORT", str(free_port()))
+        self.env.setdefault("LAMBDALET_AUTOSCALER_PORT_NUMBER", str(free_port()))
 
     @property
     def autoscaler_url(self) -> str:
         """Base URL of the autoscaler's stats/poke endpoint (``/v1/poke``, ``/v1/stats``)."""
         host = self.env["LAMBDALET_AUTOSCALER_HOST"] or "127.0.0.1"
-        return f"http://{host}:{self.env['LAMBDALET_AUTOSCALER_PORT']}"
+        return f"http://{host}:{self.env['LAMBDALET_AUTOSCALER_PORT_NUMBER']}"
 
     def settled_after(self, marker: int, functions: list[tuple[str, str]]) -> bool:
         """Whether, in the log after offset ``marker``, kopf handed over every one of

@@ -27,7 +27,7 @@ Every knob is an environment variable of the operator's Deployment (the Helm cha
 
 The autoscaler (``lambdalet.autoscaler``), inside the operator process:
 
-    LAMBDALET_AUTOSCALER_PORT        port of the stats/poke endpoint the activators call
+    LAMBDALET_AUTOSCALER_PORT_NUMBER port of the stats/poke endpoint the activators call
                                      (default 8082; 0 serves no endpoint)
     LAMBDALET_AUTOSCALER_HOST        address it listens on (default: all interfaces)
     LAMBDALET_AUTOSCALER_TICK_SECONDS
@@ -49,6 +49,7 @@ from dataclasses import dataclass
 
 from lambdalet import __version__
 from lambdalet.api.function import PullPolicy, Runtime
+from lambdalet.service_links import LinkGuard
 
 # A namespace name (DNS-1123 label).
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -78,13 +79,14 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
+        env = LinkGuard(env, SettingsError)
         defaults = cls()
         try:
             pull_policy = PullPolicy(
                 env.get("LAMBDALET_IMAGE_PULL_POLICY", defaults.image_pull_policy)
             )
             resync = _seconds(env, "LAMBDALET_RESYNC_SECONDS", defaults.resync_seconds)
-            port = _port(env, "LAMBDALET_AUTOSCALER_PORT", defaults.autoscaler_port)
+            port = _port(env, "LAMBDALET_AUTOSCALER_PORT_NUMBER", defaults.autoscaler_port)
             tick = _seconds(
                 env, "LAMBDALET_AUTOSCALER_TICK_SECONDS", defaults.autoscaler_tick_seconds
             )

@@ -78,8 +78,8 @@ func ConfigFromEnv(env map[string]string, exists func(string) bool) (Config, err
 	}{
 		{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE", defaultMemoryMiB, 1, 1 << 20, &c.MemoryMiB},
 		{"LAMBDALET_CONCURRENCY", defaultConcurrency, 1, 1000, &c.Concurrency},
-		{"LAMBDALET_PORT", defaultPort, 1, 65535, &c.Port},
-		{"LAMBDALET_RUNTIME_API_PORT", defaultRuntimeAPIPort, 0, 65535, &c.RuntimeAPIPort},
+		{"LAMBDALET_PORT_NUMBER", defaultPort, 1, 65535, &c.Port},
+		{"LAMBDALET_RUNTIME_API_PORT_NUMBER", defaultRuntimeAPIPort, 0, 65535, &c.RuntimeAPIPort},
 	}
 	for _, v := range ints {
 		if *v.into, err = intVar(env, v.name, v.def, v.lo, v.hi); err != nil {
@@ -87,7 +87,7 @@ func ConfigFromEnv(env map[string]string, exists func(string) bool) (Config, err
 		}
 	}
 	if c.RuntimeAPIPort != 0 && c.RuntimeAPIPort+c.Concurrency-1 > 65535 {
-		return Config{}, fmt.Errorf("LAMBDALET_RUNTIME_API_PORT %d leaves no room for %d runtimes",
+		return Config{}, fmt.Errorf("LAMBDALET_RUNTIME_API_PORT_NUMBER %d leaves no room for %d runtimes",
 			c.RuntimeAPIPort, c.Concurrency)
 	}
 	seconds, err := strconv.ParseFloat(get("LAMBDALET_TIMEOUT_SECONDS", strconv.Itoa(defaultTimeoutSeconds)), 64)
@@ -144,6 +144,12 @@ func intVar(env map[string]string, name string, def, lo, hi int) (int, error) {
 		return def, nil
 	}
 	n, err := strconv.Atoi(raw)
+	if err != nil && strings.Contains(raw, "://") {
+		// <SVC>_PORT=tcp://10.96.0.7:80 and its kin, which the kubelet injects for every Service
+		// of the namespace unless the pod sets enableServiceLinks: false.
+		return 0, fmt.Errorf("%s is %q: Kubernetes injected it for a Service of the pod's "+
+			"namespace (a Docker link); set enableServiceLinks: false on the pod", name, raw)
+	}
 	if err != nil || n < lo || n > hi {
 		return 0, fmt.Errorf("%s must be an integer from %d to %d, not %q", name, lo, hi, raw)
 	}

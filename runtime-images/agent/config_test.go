@@ -43,17 +43,17 @@ func TestConfigDefaults(t *testing.T) {
 
 func TestConfigOverrides(t *testing.T) {
 	c, err := ConfigFromEnv(map[string]string{
-		"AWS_LAMBDA_FUNCTION_NAME":        "fn",
-		"AWS_LAMBDA_FUNCTION_VERSION":     "7",
-		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024",
-		"LAMBDALET_RUNTIME":               "nodejs22",
-		"LAMBDALET_TIMEOUT_SECONDS":       "0.5",
-		"LAMBDALET_CONCURRENCY":           "4",
-		"LAMBDALET_PORT":                  "9000",
-		"LAMBDALET_RUNTIME_API_PORT":      "0",
-		"LAMBDA_TASK_ROOT":                "/code",
-		"LAMBDALET_BOOTSTRAP":             "  /usr/bin/node   /rt/index.js --flag ",
-		"AWS_REGION":                      "eu-central-1",
+		"AWS_LAMBDA_FUNCTION_NAME":          "fn",
+		"AWS_LAMBDA_FUNCTION_VERSION":       "7",
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE":   "1024",
+		"LAMBDALET_RUNTIME":                 "nodejs22",
+		"LAMBDALET_TIMEOUT_SECONDS":         "0.5",
+		"LAMBDALET_CONCURRENCY":             "4",
+		"LAMBDALET_PORT_NUMBER":             "9000",
+		"LAMBDALET_RUNTIME_API_PORT_NUMBER": "0",
+		"LAMBDA_TASK_ROOT":                  "/code",
+		"LAMBDALET_BOOTSTRAP":               "  /usr/bin/node   /rt/index.js --flag ",
+		"AWS_REGION":                        "eu-central-1",
 	}, noFile)
 	if err != nil {
 		t.Fatal(err)
@@ -102,8 +102,9 @@ func TestConfigErrors(t *testing.T) {
 		{"LAMBDALET_TIMEOUT_SECONDS", "NaN", "LAMBDALET_TIMEOUT_SECONDS"},
 		{"LAMBDALET_CONCURRENCY", "0", "LAMBDALET_CONCURRENCY"},
 		{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"},
-		{"LAMBDALET_PORT", "70000", "LAMBDALET_PORT"},
-		{"LAMBDALET_RUNTIME_API_PORT", "65535", "no room"}, // with LAMBDALET_CONCURRENCY=2
+		{"LAMBDALET_PORT_NUMBER", "70000", "LAMBDALET_PORT_NUMBER"},
+		{"LAMBDALET_RUNTIME_API_PORT_NUMBER", "65535", "no room"}, // with LAMBDALET_CONCURRENCY=2
+		{"LAMBDALET_PORT_NUMBER", "tcp://10.96.0.7:80", "enableServiceLinks: false"},
 		{"LAMBDALET_BOOTSTRAP", "   ", "blank"},
 	}
 	for _, tc := range cases {

@@ -242,7 +242,7 @@ async def test_a_held_request_goes_to_a_pod_once_it_answers_again(
     stack.proxy.set_ready(key, {"127.0.0.2": agent.port})
     request = asyncio.create_task(stack.client.get("/fn/team/hello/again"))
     await _until(lambda: stack.proxy._targets[key].pods["127.0.0.2"].failures >= 1)
-    revived = start_agent(FILES, env={"LAMBDALET_PORT": str(agent.port)})
+    revived = start_agent(FILES, env={"LAMBDALET_PORT_NUMBER": str(agent.port)})
 
     response = await request
 

@@ -21,8 +21,8 @@ def test_defaults() -> None:
 def test_every_variable() -> None:
     settings = ActivatorSettings.from_env(
         {
-            "LAMBDALET_ACTIVATOR_PORT": "18080",
-            "LAMBDALET_ACTIVATOR_INTERNAL_PORT": "18081",
+            "LAMBDALET_ACTIVATOR_PORT_NUMBER": "18080",
+            "LAMBDALET_ACTIVATOR_INTERNAL_PORT_NUMBER": "18081",
             "LAMBDALET_AUTOSCALER_URL": "http://127.0.0.1:8082/",
             "LAMBDALET_ACTIVATOR_DOMAIN": "fn.example.com",
             "LAMBDALET_DEFAULT_NAMESPACE": "apps",
@@ -67,8 +67,8 @@ def test_every_variable() -> None:
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
-        ("LAMBDALET_ACTIVATOR_PORT", "http", "must be a number"),
-        ("LAMBDALET_ACTIVATOR_PORT", "70000", "between 0 and 65535"),
+        ("LAMBDALET_ACTIVATOR_PORT_NUMBER", "http", "must be a number"),
+        ("LAMBDALET_ACTIVATOR_PORT_NUMBER", "70000", "between 0 and 65535"),
         ("LAMBDALET_HOLD_TIMEOUT_SECONDS", "0", "between 0.1 and 3600"),
         ("LAMBDALET_HOLD_TIMEOUT_SECONDS", "nan", "between 0.1 and 3600"),
         ("LAMBDALET_MAX_BODY_BYTES", "0", "between 1 and"),

@@ -74,10 +74,15 @@ class Helm:
         )
 
     def template(
-        self, values: Mapping[str, Any] | None = None, *, chart: Path = CHART
+        self,
+        values: Mapping[str, Any] | None = None,
+        *,
+        chart: Path = CHART,
+        release: str = RELEASE,
+        namespace: str = NAMESPACE,
     ) -> Manifests:
         done = self.run(
-            "template", RELEASE, "-n", NAMESPACE, "--kube-version", KUBE_VERSION,
+            "template", release, "-n", namespace, "--kube-version", KUBE_VERSION,
             values=values, chart=chart,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr

@@ -45,7 +45,7 @@ def test_lint_strict(helm: Helm, values: dict[str, Any]) -> None:
         ("LAMBDALET_ACTIVATOR_URL", f"http://{RELEASE}-activator.{NAMESPACE}.svc"),
         ("LAMBDALET_AUTOSCALER_URL", f"http://{RELEASE}-autoscaler.{NAMESPACE}.svc:8082"),
         ("LAMBDALET_NAMESPACES", ""),
-        ("LAMBDALET_DISPATCHER_PORT", "8080"),
+        ("LAMBDALET_DISPATCHER_PORT_NUMBER", "8080"),
         ("LAMBDALET_DISPATCHER_S3_URL", f"http://{DISPATCHER}.{NAMESPACE}.svc"),
         ("LAMBDALET_DISPATCHER_WEBHOOK_KEY", SECRET_REF),
         ("LAMBDALET_DISPATCHER_S3_ALLOW_RESTART", "false"),

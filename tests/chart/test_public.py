@@ -14,7 +14,7 @@ PUBLIC = f"{RELEASE}-activator-public"
 def test_off_by_default(helm: Helm) -> None:
     manifests = helm.template()
     activator = container(manifests, ACTIVATOR)
-    assert "LAMBDALET_ACTIVATOR_PUBLIC_PORT" not in env_of(activator)
+    assert "LAMBDALET_ACTIVATOR_PUBLIC_PORT_NUMBER" not in env_of(activator)
     assert "public" not in {port["name"] for port in activator["ports"]}
     assert PUBLIC not in manifests.names("Service")
     assert PUBLIC not in manifests.names("Ingress")
@@ -39,7 +39,7 @@ def test_public_port_service_and_ingress(helm: Helm) -> None:
         }
     )
     activator = container(manifests, ACTIVATOR)
-    assert env_of(activator)["LAMBDALET_ACTIVATOR_PUBLIC_PORT"] == "8090"
+    assert env_of(activator)["LAMBDALET_ACTIVATOR_PUBLIC_PORT_NUMBER"] == "8090"
     assert {"name": "public", "containerPort": 8090} in activator["ports"]
     service = manifests.get("Service", PUBLIC)
     assert service["spec"]["type"] == "LoadBalancer"

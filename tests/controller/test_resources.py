@@ -15,6 +15,7 @@ from lambdalet.controller.resources import (
     owner_reference,
     service,
 )
+from lambdalet.service_links import may_be_injected
 from lambdalet.settings import Settings
 from tests.api.cases import DELETE, HELLO_PY, function
 
@@ -184,6 +185,20 @@ def test_pod_follows_the_restricted_pod_security_standard(code: dict[str, Any]) 
     assert pod_spec["automountServiceAccountToken"] is False
     assert {"name": "tmp", "emptyDir": {"sizeLimit": "512Mi"}} in pod_spec["volumes"]
     assert {"name": "tmp", "mountPath": "/tmp"} in box["volumeMounts"]
+
+
+@pytest.mark.parametrize(("code"), [c for _, c in CODE_SOURCES], ids=[i for i, _ in CODE_SOURCES])
+def test_function_pods_get_no_service_links(code: dict[str, Any]) -> None:
+    """A Service of the function's namespace (say ``lambdalet``, which would inject
+    ``LAMBDALET_PORT=tcp://…``) can change no setting of the agent, and the function sees no
+    Docker-link variables, as on Lambda."""
+    settings = Settings(announce_url=ANNOUNCE_URL)
+    manifest = deployment(make(code=code), settings)
+
+    assert pod(manifest)["enableServiceLinks"] is False
+    names = env_names(manifest)
+    assert "LAMBDALET_ANNOUNCE_URL" in names
+    assert [name for name in names if may_be_injected(name)] == []
 
 
 @pytest.mark.parametrize(

@@ -124,7 +124,7 @@ async def running_dispatcher(
         "LAMBDALET_ACTIVATOR_URL": activator,
         "LAMBDALET_AUTOSCALER_URL": autoscaler,
         "LAMBDALET_DISPATCHER_HOST": "127.0.0.1",
-        "LAMBDALET_DISPATCHER_PORT": str(port),
+        "LAMBDALET_DISPATCHER_PORT_NUMBER": str(port),
         "LAMBDALET_DISPATCHER_REPORT_SECONDS": "0.2",
     }
     task = asyncio.create_task(dispatch(env, stop=stop))

@@ -44,7 +44,7 @@ def test_settings_defaults_and_environment() -> None:
             "LAMBDALET_DISPATCHER_NAMESPACE": "lambdalet",
             "LAMBDALET_ACTIVATOR_URL": "http://activator/",
             "LAMBDALET_NAMESPACES": "team-* !team-test",
-            "LAMBDALET_DISPATCHER_PORT": "9000",
+            "LAMBDALET_DISPATCHER_PORT_NUMBER": "9000",
             "LAMBDALET_DISPATCHER_S3_URL": "http://dispatcher.lambdalet.svc/",
             "LAMBDALET_DISPATCHER_WEBHOOK_KEY": "k" * 32,
             "LAMBDALET_DISPATCHER_S3_ALLOW_RESTART": "true",
@@ -67,8 +67,8 @@ def test_settings_defaults_and_environment() -> None:
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("LAMBDALET_DISPATCHER_PORT", "http", "must be a number"),
-        ("LAMBDALET_DISPATCHER_PORT", "70000", "between 0 and 65535"),
+        ("LAMBDALET_DISPATCHER_PORT_NUMBER", "http", "must be a number"),
+        ("LAMBDALET_DISPATCHER_PORT_NUMBER", "70000", "between 0 and 65535"),
         ("LAMBDALET_DISPATCHER_REPORT_SECONDS", "0", "between 0.1 and 300"),
         ("LAMBDALET_DISPATCHER_WEBHOOK_KEY", "short", "at least 16 characters"),
         ("LAMBDALET_DISPATCHER_S3_ALLOW_RESTART", "maybe", "true or false"),

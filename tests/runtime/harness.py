@@ -183,7 +183,7 @@ def running_agent(
         if source.startswith("#!"):
             path.chmod(0o755)
     # A test may name the port (to bring an agent back where a stopped one listened).
-    port = int((env or {}).get("LAMBDALET_PORT") or free_port())
+    port = int((env or {}).get("LAMBDALET_PORT_NUMBER") or free_port())
     settings = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "AWS_LAMBDA_FUNCTION_NAME": "hello",
@@ -191,8 +191,8 @@ def running_agent(
         "_HANDLER": handler,
         "LAMBDALET_RUNTIME": "python3.11",
         "LAMBDALET_NAMESPACE": "tests",
-        "LAMBDALET_PORT": str(port),
-        "LAMBDALET_RUNTIME_API_PORT": "0",
+        "LAMBDALET_PORT_NUMBER": str(port),
+        "LAMBDALET_RUNTIME_API_PORT_NUMBER": "0",
         "LAMBDA_TASK_ROOT": str(task_root),
         "LAMBDALET_BOOTSTRAP": python_bootstrap(),
     }

@@ -91,7 +91,7 @@ def replies(agent_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
             "AWS_REGION": "eu-west-1",
             "LAMBDALET_TIMEOUT_SECONDS": "7",
-            "LAMBDALET_RUNTIME_API_PORT": str(api_port),
+            "LAMBDALET_RUNTIME_API_PORT_NUMBER": str(api_port),
             "GREETING": "hallo",
         }
     )

@@ -1,8 +1,10 @@
 """Activator configuration, built once from the environment and passed down (frozen).
 
-LAMBDALET_ACTIVATOR_PORT          requests to functions (default 8080)
-LAMBDALET_ACTIVATOR_INTERNAL_PORT announcements, /metrics, /healthz, /readyz (default 8081)
-LAMBDALET_ACTIVATOR_PUBLIC_PORT   requests from outside the cluster (behind an Ingress or a load
+LAMBDALET_ACTIVATOR_PORT_NUMBER   requests to functions (default 8080)
+LAMBDALET_ACTIVATOR_INTERNAL_PORT_NUMBER
+                                  announcements, /metrics, /healthz, /readyz (default 8081)
+LAMBDALET_ACTIVATOR_PUBLIC_PORT_NUMBER
+                                  requests from outside the cluster (behind an Ingress or a load
                                   balancer): only Functions with http.exposure public are served
                                   there (default 0: no public port)
 LAMBDALET_AUTOSCALER_URL          the operator's autoscaler endpoint
@@ -34,6 +36,9 @@ LAMBDALET_DRAIN_SECONDS           on SIGTERM, how long the activator goes on acc
 LAMBDALET_SHUTDOWN_TIMEOUT_SECONDS then, how long requests in progress may take to finish
                                   (default 60; keep drain + this below the pod's
                                   terminationGracePeriodSeconds)
+
+No name has the shape of a variable Kubernetes injects for a Service (``lambdalet.service_links``:
+a ``…_PORT`` setting is what a Service ``…`` overwrites).
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ import math
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from lambdalet.service_links import LinkGuard
 
 
 class SettingsError(ValueError):
@@ -73,6 +80,7 @@ class ActivatorSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ActivatorSettings:
+        env = LinkGuard(env, SettingsError)
         d = cls()
 
         def number(name: str, default: float, low: float, high: float) -> float:
@@ -91,11 +99,13 @@ class ActivatorSettings:
         if verify not in ("true", "false", "1", "0", "yes", "no"):
             raise SettingsError(f"LAMBDALET_VERIFY_PEER_IP must be true or false, not {verify}")
         return cls(
-            port=int(number("LAMBDALET_ACTIVATOR_PORT", d.port, 0, 65535)),
+            port=int(number("LAMBDALET_ACTIVATOR_PORT_NUMBER", d.port, 0, 65535)),
             internal_port=int(
-                number("LAMBDALET_ACTIVATOR_INTERNAL_PORT", d.internal_port, 0, 65535)
+                number("LAMBDALET_ACTIVATOR_INTERNAL_PORT_NUMBER", d.internal_port, 0, 65535)
             ),
-            public_port=int(number("LAMBDALET_ACTIVATOR_PUBLIC_PORT", d.public_port, 0, 65535)),
+            public_port=int(
+                number("LAMBDALET_ACTIVATOR_PUBLIC_PORT_NUMBER", d.public_port, 0, 65535)
+            ),
             host=env.get("LAMBDALET_ACTIVATOR_HOST", d.host),
             autoscaler_url=env.get("LAMBDALET_AUTOSCALER_URL", d.autoscaler_url).rstrip("/"),
             domain=env.get("LAMBDALET_ACTIVATOR_DOMAIN") or None,

@@ -2,9 +2,10 @@
 
 Where it sits: every activator pod POSTs ``/v1/stats`` about once a second and ``/v1/poke`` when
 a request finds its Function without a ready pod; the operator serves both on
-``LAMBDALET_AUTOSCALER_PORT`` and hands the parsed bodies (``lambdalet.autoscaler.reports``) to
-the loop (``lambdalet.autoscaler.loop``). Handlers do no I/O beyond reading the body: recording
-a report or a poke is a few dict operations, and a poke's scale write runs in the loop.
+``LAMBDALET_AUTOSCALER_PORT_NUMBER`` and hands the parsed bodies
+(``lambdalet.autoscaler.reports``) to the loop (``lambdalet.autoscaler.loop``). Handlers do no
+I/O beyond reading the body: recording a report or a poke is a few dict operations, and a poke's
+scale write runs in the loop.
 
     POST /v1/poke    202  (also for a Function the operator does not know: nothing to do)
     POST /v1/stats   204

@@ -11,7 +11,7 @@ LAMBDALET_AUTOSCALER_URL          where queue depths are reported
                                   (default http://lambdalet-autoscaler.lambdalet-system.svc:8082)
 LAMBDALET_NAMESPACES              the operator's namespaces, read as the operator reads them
 LAMBDALET_DISPATCHER_HOST         address of the HTTP endpoint (default 0.0.0.0)
-LAMBDALET_DISPATCHER_PORT         its port: bucket notifications /s3/<namespace>/<name>,
+LAMBDALET_DISPATCHER_PORT_NUMBER  its port: bucket notifications /s3/<namespace>/<name>,
                                   /metrics, /healthz, /readyz (default 8080)
 LAMBDALET_DISPATCHER_S3_URL       the endpoint's URL as S3 servers reach it, for the webhook
                                   targets set up on them (default: none; S3 EventSources then
@@ -38,6 +38,8 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from lambdalet.service_links import LinkGuard
+
 
 class SettingsError(ValueError):
     """An environment variable holds a value the dispatcher cannot use."""
@@ -61,6 +63,7 @@ class DispatcherSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DispatcherSettings:
+        env = LinkGuard(env, SettingsError)
         d = cls()
 
         def number(name: str, default: float, low: float, high: float) -> float:
@@ -90,7 +93,7 @@ class DispatcherSettings:
             autoscaler_url=env.get("LAMBDALET_AUTOSCALER_URL", d.autoscaler_url).rstrip("/"),
             namespaces=tuple(env.get("LAMBDALET_NAMESPACES", "").split()),
             host=env.get("LAMBDALET_DISPATCHER_HOST", d.host),
-            port=int(number("LAMBDALET_DISPATCHER_PORT", d.port, 0, 65535)),
+            port=int(number("LAMBDALET_DISPATCHER_PORT_NUMBER", d.port, 0, 65535)),
             s3_url=(env.get("LAMBDALET_DISPATCHER_S3_URL") or "").rstrip("/") or None,
             webhook_key=key.encode(),
             s3_queue_dir=env.get("LAMBDALET_DISPATCHER_S3_QUEUE_DIR") or None,
