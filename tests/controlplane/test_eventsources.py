@@ -191,6 +191,13 @@ def warnings(cluster: Cluster, ns: str, name: str) -> list[str]:
     return [e["reason"] for e in events if e["type"] == "Warning"]
 
 
+def printed(cluster: Cluster, ns: str, name: str) -> dict[str, str]:
+    """The row ``kubectl get evs`` prints for one EventSource, by column (the CRD's printer
+    columns, as the API server serves them in its Table)."""
+    header, row = cluster.kubectl("get", "evs", name, "-n", ns).stdout.splitlines()
+    return dict(zip(header.split(), row.split(), strict=True))
+
+
 def test_a_missing_function_reads_function_not_found_until_it_is_created(
     controlplane: Cluster, cp_namespace: str, operator: OperatorProcess, dispatchers: Dispatchers
 ) -> None:
@@ -214,6 +221,7 @@ def test_a_missing_function_reads_function_not_found_until_it_is_created(
         f"no event dispatcher replica is running in namespace {DISPATCHER_NAMESPACE}; "
         "install the chart's dispatcher (dispatcher.replicas >= 1)"
     )
+    assert printed(controlplane, ns, "ticks")["REPLICA"] == "<none>"
 
     replica = dispatchers.replica("a")
     dispatchers.join(replica)
@@ -221,6 +229,11 @@ def test_a_missing_function_reads_function_not_found_until_it_is_created(
     ready = condition(source, "Ready")
     assert ready is not None
     assert ready["message"] == f"waiting for event dispatcher {replica} to start the source"
+    row = printed(controlplane, ns, "ticks")
+    assert list(row) == ["NAME", "FUNCTION", "READY", "REPLICA", "AGE"]
+    assert (row["NAME"], row["FUNCTION"], row["READY"], row["REPLICA"]) == (
+        "ticks", "worker", "False", replica
+    )  # fmt: skip
 
     controlplane.kubectl("delete", "function", "worker", "-n", ns)
     wait_reason(controlplane, ns, "ticks", "FunctionNotFound", assignedReplica=replica)
