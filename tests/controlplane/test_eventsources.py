@@ -211,7 +211,7 @@ def test_a_missing_function_reads_function_not_found_until_it_is_created(
         f"Function worker does not exist in namespace {ns}; create it or fix spec.function.name"
     )
     assert "assignedReplica" not in source["status"]
-    wait_for(lambda: warnings(controlplane, ns, "ticks") == ["FunctionNotFound"], 10, what="event")
+    wait_for(lambda: warnings(controlplane, ns, "ticks") == ["FunctionNotFound"], 30, what="event")
 
     controlplane.apply([function("worker")], "-n", ns)
     source = wait_reason(controlplane, ns, "ticks", "NoDispatcher")
@@ -243,7 +243,7 @@ def test_a_missing_function_reads_function_not_found_until_it_is_created(
             sorted(warnings(controlplane, ns, "ticks"))
             == ["FunctionNotFound", "FunctionNotFound", "NoDispatcher"]
         ),
-        10,
+        30,
         what="one Warning per new reason",
     )
 
@@ -297,7 +297,7 @@ def test_ready_follows_the_dispatchers_polling_condition_and_keeps_it(
     assert ready is not None
     assert (ready["status"], ready["message"]) == ("False", "redis:6379: connection refused")
     wait_for(
-        lambda: warnings(controlplane, ns, "orders") == ["SourceUnavailable"], 10, what="event"
+        lambda: warnings(controlplane, ns, "orders") == ["SourceUnavailable"], 30, what="event"
     )
 
     apply_polling(controlplane, ns, "orders", "True", "Polling", "scheduled")
