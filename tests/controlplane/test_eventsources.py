@@ -38,6 +38,7 @@ class Dispatchers:
         self.cluster = cluster
         self.prefix = prefix
         self._renewing: set[str] = set()
+        self._lease_seconds: dict[str, int] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -46,7 +47,8 @@ class Dispatchers:
     def replica(self, suffix: str) -> str:
         return f"{self.prefix}-{suffix}"
 
-    def join(self, replica: str) -> None:
+    def join(self, replica: str, lease_seconds: int = 15) -> None:
+        self._lease_seconds[replica] = lease_seconds
         self._renew(replica)
         with self._lock:
             self._renewing.add(replica)
@@ -86,7 +88,11 @@ class Dispatchers:
                 "namespace": DISPATCHER_NAMESPACE,
                 "labels": LABELS,
             },
-            "spec": {"holderIdentity": replica, "leaseDurationSeconds": 15, "renewTime": now},
+            "spec": {
+                "holderIdentity": replica,
+                "leaseDurationSeconds": self._lease_seconds.get(replica, 15),
+                "renewTime": now,
+            },
         }
         self.cluster.apply([lease], "--server-side", "--field-manager=lambdalet-dispatcher")
 
@@ -276,11 +282,14 @@ def test_sources_go_to_the_rendezvous_owner_and_move_when_a_replica_stops_renewi
     for n in names:
         wait_reason(controlplane, ns, n, "Starting", assignedReplica=owners[n])
 
-    # Both shut down cleanly: no dispatcher at once, nothing assigned.
+    # Both shut down cleanly: no dispatcher at once, nothing assigned. Their Leases last an hour
+    # now, so only deleting them can make the replicas go within the wait.
+    dispatchers.join(a, lease_seconds=3600)
+    dispatchers.join(b, lease_seconds=3600)
     dispatchers.leave(a)
     dispatchers.leave(b)
     for n in names:
-        source = wait_reason(controlplane, ns, n, "NoDispatcher", timeout=10)
+        source = wait_reason(controlplane, ns, n, "NoDispatcher", timeout=60)
         assert "assignedReplica" not in source["status"]
 
 
