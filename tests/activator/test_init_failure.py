@@ -55,7 +55,7 @@ async def test_held_requests_get_the_init_error_at_once(
     assert stack.proxy.init_failed(key, "127.0.0.1", error)
     replies = await asyncio.gather(*held)
 
-    assert time.monotonic() - started < 2  # not the 20 s hold timeout
+    assert time.monotonic() - started < 10  # at once, not after the 20 s hold timeout
     for reply in replies:
         # What the failed pod itself answers.
         assert reply.status_code == direct.status_code == 502

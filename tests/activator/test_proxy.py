@@ -169,11 +169,15 @@ async def test_hold_queue_overflow_is_503_with_a_reason() -> None:
 async def test_reserved_concurrency_throttles_with_429(
     stack: Stack, start_agent: StartAgent
 ) -> None:
-    agent = start_agent(FILES, env={"LAMBDALET_CONCURRENCY": "2"})
-    key = stack.function(reserved=1, per_instance=2)
+    # The slow invocation must still be in flight when the next two arrive: 5 s leaves room
+    # for a busy machine (the checks take milliseconds when it is idle).
+    agent = start_agent(
+        FILES, env={"LAMBDALET_CONCURRENCY": "2", "LAMBDALET_TIMEOUT_SECONDS": "30"}
+    )
+    key = stack.function(reserved=1, per_instance=2, timeout_seconds=30.0)
     stack.proxy.set_ready(key, {"127.0.0.1": agent.port})
 
-    slow = asyncio.create_task(stack.client.get("/fn/team/hello/sleep/0.5"))
+    slow = asyncio.create_task(stack.client.get("/fn/team/hello/sleep/5"))
     await _until(lambda: _in_flight(stack) == 1)
     throttled = await stack.client.get("/fn/team/hello/")
     invoke_throttled = await stack.client.post(

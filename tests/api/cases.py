@@ -323,6 +323,8 @@ VALID_EVENTSOURCES: list[tuple[str, Manifest]] = [
     ),
 ]
 
+MINIO_BUCKET = {"endpoint": "http://minio:9000", "bucket": "b"}
+
 INVALID_EVENTSOURCES: list[InvalidCase] = [
     _same(
         "two-sources",
@@ -370,13 +372,18 @@ INVALID_EVENTSOURCES: list[InvalidCase] = [
         "spec.sqs.queueUrl",
     ),
     _same(
+        "s3-no-endpoint",
+        event_source(schedule=DELETE, s3={"bucket": "b"}),
+        "spec.s3.endpoint",
+    ),
+    _same(
         "s3-no-events",
-        event_source(schedule=DELETE, s3={"bucket": "b", "events": []}),
+        event_source(schedule=DELETE, s3={**MINIO_BUCKET, "events": []}),
         "spec.s3.events",
     ),
     (
         "s3-event-name",
-        event_source(schedule=DELETE, s3={"bucket": "b", "events": ["ObjectCreated"]}),
+        event_source(schedule=DELETE, s3={**MINIO_BUCKET, "events": ["ObjectCreated"]}),
         "spec.s3.events.0",
         "spec.s3.events[0]",
     ),

@@ -213,6 +213,7 @@ def test_crd_names_and_columns() -> None:
     assert [c["jsonPath"] for c in evs_version["additionalPrinterColumns"]] == [
         ".spec.function.name",
         '.status.conditions[?(@.type=="Ready")].status',
+        ".status.assignedReplica",
         ".metadata.creationTimestamp",
     ]
 

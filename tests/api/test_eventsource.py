@@ -39,7 +39,7 @@ def test_delivery_defaults() -> None:
     [
         ("redisStreams", {"url": "redis://r:6379", "stream": "s"}, {"consumer_group": "lambdalet"}),
         ("sqs", {"queueUrl": "https://sqs.test/1/q"}, {"region": "us-east-1"}),
-        ("s3", {"bucket": "uploads"}, {"events": ("s3:ObjectCreated:*",)}),
+        ("s3", {"endpoint": "http://m:9000", "bucket": "b"}, {"events": ("s3:ObjectCreated:*",)}),
     ],
 )
 def test_source_defaults(source: str, value: dict[str, Any], defaults: dict[str, Any]) -> None:

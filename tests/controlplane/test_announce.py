@@ -307,7 +307,7 @@ async def test_an_init_error_report_is_verified_like_an_announcement(
             )
             return list(found["items"])
 
-        (event,) = wait_for(posted, 10, what="the InitError Event")
+        (event,) = wait_for(posted, 30, what="the InitError Event")
         assert event["type"] == "Warning"
         assert event["involvedObject"]["kind"] == "Function"
         assert event["involvedObject"]["uid"] == uid

@@ -117,13 +117,14 @@ def test_a_poke_scales_from_zero_at_once_and_only_once(
     wait_for(lambda: replicas(controlplane, ns, "other") == 1, TIMEOUT, what="other at 1")
     lines = scaled_lines(operator, ns, "cold", since=marker)
     assert len(lines) == 1, lines
+    # Scaled by the poke itself, not by a later tick: the reason says so. (How fast is a figure
+    # for benchmarks/scale_from_zero.py, not a bound for a test on a shared machine.)
     assert "from 0 to 1: poke" in lines[0]
     in_operator = re.search(r"([\d.]+) ms after the poke", lines[0])
     print(
         f"\npoke -> scale 0->1 visible in a watch: {latency * 1000:.1f} ms; "
         f"poke -> PATCH answered, in the operator: {in_operator[1] if in_operator else '?'} ms"
     )
-    assert latency < 1.0
 
     # spec.replicas belongs to the autoscaler's field manager, written through the scale
     # subresource; the operator's own applies do not hold it.

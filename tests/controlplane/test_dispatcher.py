@@ -238,13 +238,16 @@ async def test_dispatcher_runs_its_event_sources_and_hands_them_over(
         )
         assert lease["spec"]["holderIdentity"] == "replica-a"
 
-        async def reported() -> bool:
-            return any(r["activator"] == "dispatcher/replica-a" for r in autoscaler.reports)
+        async def reported_drained() -> bool:
+            """The latest report says nothing waits. (One sent before the stream drained, e.g.
+            on a busy machine, counted what waited then.)"""
+            mine = [r for r in autoscaler.reports if r["activator"] == "dispatcher/replica-a"]
+            return bool(mine) and [line["queueDepth"] for line in mine[-1]["functions"]] == [0]
 
-        await wait_for(reported, "a queue-depth report")
+        await wait_for(reported_drained, "a queue-depth report of the drained stream")
         lines = [line for report in autoscaler.reports for line in report["functions"]]
         assert {(line["namespace"], line["name"]) for line in lines} == {(namespace, "orders")}
-        assert {line["queueDepth"] for line in lines} == {0}  # drained: nothing waits
+        assert all(0 <= line["queueDepth"] <= len(ids) for line in lines)
         async with httpx.AsyncClient() as http:
             assert (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200
             metrics = (await http.get(f"http://127.0.0.1:{port}/metrics")).text

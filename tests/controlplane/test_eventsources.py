@@ -9,6 +9,7 @@ dispatcher's field manager.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ class Dispatchers:
         self.cluster = cluster
         self.prefix = prefix
         self._renewing: set[str] = set()
+        self._lease_seconds: dict[str, int] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -45,7 +47,8 @@ class Dispatchers:
     def replica(self, suffix: str) -> str:
         return f"{self.prefix}-{suffix}"
 
-    def join(self, replica: str) -> None:
+    def join(self, replica: str, lease_seconds: int = 15) -> None:
+        self._lease_seconds[replica] = lease_seconds
         self._renew(replica)
         with self._lock:
             self._renewing.add(replica)
@@ -85,7 +88,11 @@ class Dispatchers:
                 "namespace": DISPATCHER_NAMESPACE,
                 "labels": LABELS,
             },
-            "spec": {"holderIdentity": replica, "leaseDurationSeconds": 15, "renewTime": now},
+            "spec": {
+                "holderIdentity": replica,
+                "leaseDurationSeconds": self._lease_seconds.get(replica, 15),
+                "renewTime": now,
+            },
         }
         self.cluster.apply([lease], "--server-side", "--field-manager=lambdalet-dispatcher")
 
@@ -191,6 +198,16 @@ def warnings(cluster: Cluster, ns: str, name: str) -> list[str]:
     return [e["reason"] for e in events if e["type"] == "Warning"]
 
 
+def printed(cluster: Cluster, ns: str, name: str) -> dict[str, str]:
+    """The row ``kubectl get evs`` prints for one EventSource, by column (the CRD's printer
+    columns, as the API server serves them in its Table)."""
+    header, row = cluster.kubectl("get", "evs", name, "-n", ns).stdout.splitlines()
+    # Cells are aligned under their column names; an empty cell is blanks.
+    starts = [match.start() for match in re.finditer(r"\S+", header)]
+    ends = [*starts[1:], None]
+    return {header[a:b].strip(): row[a:b].strip() for a, b in zip(starts, ends, strict=True)}
+
+
 def test_a_missing_function_reads_function_not_found_until_it_is_created(
     controlplane: Cluster, cp_namespace: str, operator: OperatorProcess, dispatchers: Dispatchers
 ) -> None:
@@ -204,7 +221,7 @@ def test_a_missing_function_reads_function_not_found_until_it_is_created(
         f"Function worker does not exist in namespace {ns}; create it or fix spec.function.name"
     )
     assert "assignedReplica" not in source["status"]
-    wait_for(lambda: warnings(controlplane, ns, "ticks") == ["FunctionNotFound"], 10, what="event")
+    wait_for(lambda: warnings(controlplane, ns, "ticks") == ["FunctionNotFound"], 30, what="event")
 
     controlplane.apply([function("worker")], "-n", ns)
     source = wait_reason(controlplane, ns, "ticks", "NoDispatcher")
@@ -214,6 +231,7 @@ def test_a_missing_function_reads_function_not_found_until_it_is_created(
         f"no event dispatcher replica is running in namespace {DISPATCHER_NAMESPACE}; "
         "install the chart's dispatcher (dispatcher.replicas >= 1)"
     )
+    assert printed(controlplane, ns, "ticks")["REPLICA"] == ""
 
     replica = dispatchers.replica("a")
     dispatchers.join(replica)
@@ -221,6 +239,11 @@ def test_a_missing_function_reads_function_not_found_until_it_is_created(
     ready = condition(source, "Ready")
     assert ready is not None
     assert ready["message"] == f"waiting for event dispatcher {replica} to start the source"
+    row = printed(controlplane, ns, "ticks")
+    assert list(row) == ["NAME", "FUNCTION", "READY", "REPLICA", "AGE"]
+    assert (row["NAME"], row["FUNCTION"], row["READY"], row["REPLICA"]) == (
+        "ticks", "worker", "False", replica
+    )  # fmt: skip
 
     controlplane.kubectl("delete", "function", "worker", "-n", ns)
     wait_reason(controlplane, ns, "ticks", "FunctionNotFound", assignedReplica=replica)
@@ -230,7 +253,7 @@ def test_a_missing_function_reads_function_not_found_until_it_is_created(
             sorted(warnings(controlplane, ns, "ticks"))
             == ["FunctionNotFound", "FunctionNotFound", "NoDispatcher"]
         ),
-        10,
+        30,
         what="one Warning per new reason",
     )
 
@@ -259,11 +282,14 @@ def test_sources_go_to_the_rendezvous_owner_and_move_when_a_replica_stops_renewi
     for n in names:
         wait_reason(controlplane, ns, n, "Starting", assignedReplica=owners[n])
 
-    # Both shut down cleanly: no dispatcher at once, nothing assigned.
+    # Both shut down cleanly: no dispatcher at once, nothing assigned. Their Leases last an hour
+    # now, so only deleting them can make the replicas go within the wait.
+    dispatchers.join(a, lease_seconds=3600)
+    dispatchers.join(b, lease_seconds=3600)
     dispatchers.leave(a)
     dispatchers.leave(b)
     for n in names:
-        source = wait_reason(controlplane, ns, n, "NoDispatcher", timeout=10)
+        source = wait_reason(controlplane, ns, n, "NoDispatcher", timeout=60)
         assert "assignedReplica" not in source["status"]
 
 
@@ -284,7 +310,7 @@ def test_ready_follows_the_dispatchers_polling_condition_and_keeps_it(
     assert ready is not None
     assert (ready["status"], ready["message"]) == ("False", "redis:6379: connection refused")
     wait_for(
-        lambda: warnings(controlplane, ns, "orders") == ["SourceUnavailable"], 10, what="event"
+        lambda: warnings(controlplane, ns, "orders") == ["SourceUnavailable"], 30, what="event"
     )
 
     apply_polling(controlplane, ns, "orders", "True", "Polling", "scheduled")

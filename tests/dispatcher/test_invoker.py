@@ -24,6 +24,8 @@ from lambdalet.outcomes import Outcome
 from tests.activator.stack import Stack, StaticTokens, start_stack
 from tests.runtime.fixtures import StartAgent
 
+WAIT = 30.0  # seconds any condition of these tests may take
+
 HANDLER = """
 import time
 
@@ -241,7 +243,8 @@ def test_invoke_timeout_covers_the_hold_and_the_function() -> None:
 
 # -- the HTTP client itself, against a scripted server --------------------------------------------
 
-Script = list[str]  # per request, in arrival order: "ok", "slow" (0.3 s), "close", "garbage"
+Script = list[str]  # per request, in arrival order: "ok", "slow" (0.3 s), "hold" (until
+# ``release`` is set), "close", "garbage"
 
 
 class ScriptedActivator:
@@ -254,6 +257,8 @@ class ScriptedActivator:
         self.connections = 0
         self.busy = 0
         self.most_busy = 0
+        self.release = asyncio.Event()
+        self.busier = asyncio.Condition()  # notified when a request starts
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -269,10 +274,14 @@ class ScriptedActivator:
                     writer.write(b"NOT HTTP\r\n\r\n")
                     await writer.drain()
                     return
-                self.busy += 1
-                self.most_busy = max(self.most_busy, self.busy)
+                async with self.busier:
+                    self.busy += 1
+                    self.most_busy = max(self.most_busy, self.busy)
+                    self.busier.notify_all()
                 if step == "slow":
                     await asyncio.sleep(0.3)
+                if step == "hold":
+                    await self.release.wait()
                 self.busy -= 1
                 writer.write(
                     b"HTTP/1.1 200 OK\r\nx-amzn-RequestId: r%d\r\ncontent-length: 2\r\n\r\n{}"
@@ -377,20 +386,23 @@ async def test_waiting_for_a_connection_counts_against_the_timeout(
     scripted: tuple[ScriptedActivator, ActivatorInvoker],
 ) -> None:
     server, client = scripted
-    server.script += ["slow"] * 3
+    server.script += ["hold", "hold"]
+    # Both connections busy until released: none can come free while the third call waits.
+    holding = [
+        asyncio.create_task(client.invoke(("team", "orders"), b"{}", timeout=WAIT))
+        for _ in range(2)
+    ]
+    async with asyncio.timeout(WAIT), server.busier:
+        await server.busier.wait_for(lambda: server.busy == 2)
 
-    answers = await asyncio.gather(
-        *(client.invoke(("team", "orders"), b"{}", timeout=0.2) for _ in range(3))
-    )
+    async with asyncio.timeout(WAIT):  # not until a connection comes free: none will
+        waited = await client.invoke(("team", "orders"), b"{}", timeout=0.2)
 
-    messages = [a.message for a in answers if isinstance(a, InvokeFailed)]
-    assert messages[:2] == ["no answer within 0.2 s: the activator did not answer"] * 2
-    # The third waited for a connection within the same 0.2 s: none came free in time, or one
-    # came free just as the time ran out, too late to connect.
-    assert messages[2] in (
-        "no answer within 0.2 s: no free connection",
-        "no answer within 0.2 s: connecting to the activator took the rest of it",
-    )
+    assert isinstance(waited, InvokeFailed)
+    assert waited.message == "no answer within 0.2 s: no free connection"
+    server.release.set()
+    assert all(isinstance(answer, InvokeResult) for answer in await asyncio.gather(*holding))
+    assert server.connections == 2
 
 
 async def test_a_function_that_asks_for_a_bearer_token_gets_it(start_agent: StartAgent) -> None:

@@ -310,19 +310,22 @@ def test_callback_waits_for_empty_event_loop(start_agent: StartAgent, wait: bool
         assert took >= 0.6
         assert timer < end  # the timer ran inside the invocation
     else:
-        assert took < 0.5
+        # The answer went out before the timer fired: END (written once the answer is sent)
+        # precedes the timer's line. Told by the log's order, not by a clock, which a busy
+        # machine can stretch past the timer's 600 ms.
         assert timer > end
 
 
 def test_async_handler_does_not_wait_for_the_event_loop(start_agent: StartAgent) -> None:
-    source = "exports.handler = async () => { setTimeout(() => {}, 2000); return 'now'; };\n"
+    # A timer far longer than any invocation takes, however busy the machine.
+    source = "exports.handler = async () => { setTimeout(() => {}, 60000); return 'now'; };\n"
     agent = start_agent({"app.js": source}, env=node_env())
 
     began = time.monotonic()
     reply = agent.invoke({})
 
     assert reply.json() == "now"
-    assert time.monotonic() - began < 1.0
+    assert time.monotonic() - began < 30
 
 
 WARM = """

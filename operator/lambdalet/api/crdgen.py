@@ -146,6 +146,12 @@ SOURCES = (
                 "Function", "string", ".spec.function.name", "The Function the events invoke."
             ),
             PrinterColumn("Ready", "string", f"{_READY}.status", "Whether the source is polled."),
+            PrinterColumn(
+                "Replica",
+                "string",
+                ".status.assignedReplica",
+                "The event dispatcher replica that runs the source.",
+            ),
             _AGE,
         ),
     ),

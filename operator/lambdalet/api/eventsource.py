@@ -203,13 +203,19 @@ class Sqs(ApiModel):
 
 
 class S3(ApiModel):
-    """Notifications of object changes in an S3-compatible bucket (e.g. MinIO)."""
+    """Notifications of object changes in a MinIO bucket, delivered as AWS S3 event records.
 
-    endpoint: str | None = Field(
-        default=None,
+    The dispatcher sets them up through MinIO's admin API (a webhook target, then the bucket
+    notification), which AWS S3 does not have: the endpoint is a MinIO server's.
+    """
+
+    endpoint: str = Field(
         max_length=2048,
         pattern=HTTP_URL_PATTERN,
-        description="URL of an S3-compatible endpoint; AWS S3 when unset.",
+        description=(
+            "URL of the MinIO server's S3 API, scheme://host:port; the dispatcher configures the "
+            "bucket notification through MinIO's admin API there (AWS S3 is not supported)."
+        ),
     )
     bucket: str = Field(min_length=1, max_length=255, description="Bucket to watch.")
     events: tuple[S3EventName, ...] = Field(
@@ -226,7 +232,11 @@ class S3(ApiModel):
     )
     credentials_secret: LocalObjectReference | None = Field(
         default=None,
-        description="Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.",
+        description=(
+            "Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY of a MinIO user that may "
+            "configure the server (admin:ConfigUpdate, admin:ServiceRestart) and the bucket's "
+            "notifications; without it the source reports SourceMisconfigured."
+        ),
     )
 
 
@@ -279,7 +289,7 @@ class EventSourceSpec(ApiModel):
         default=None, description="Read a NATS JetStream stream."
     )
     sqs: Sqs | None = Field(default=None, description="Poll an SQS-compatible queue.")
-    s3: S3 | None = Field(default=None, description="Receive bucket notifications.")
+    s3: S3 | None = Field(default=None, description="Receive a MinIO bucket's notifications.")
     schedule: Schedule | None = Field(default=None, description="Fire on a schedule.")
     batch_size: int = Field(
         default=10,

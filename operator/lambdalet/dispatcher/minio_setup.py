@@ -35,7 +35,7 @@ shown in the status until the EventSource, its Secret or the MinIO setup changes
 
     SourceError           endpoint unreachable or slow, MinIO answers 5xx or is restarting,
                           MinIO cannot connect to the receiver URL, target not loaded yet
-    └── SourceConfigError no endpoint or no credentials, credentials refused, no admin rights,
+    └── SourceConfigError no credentials, credentials refused, no admin rights, a bad endpoint,
                           no such bucket, no MinIO admin API, a rule or target MinIO refuses
 """
 
@@ -353,11 +353,6 @@ class _Session:
     def __init__(
         self, spec: S3, credentials: Credentials | None, limits: Limits, where: Where
     ) -> None:
-        if not spec.endpoint:
-            raise SourceConfigError(
-                "spec.s3.endpoint is not set: bucket notifications need a MinIO server (AWS S3 "
-                "cannot post to a webhook)"
-            )
         parts = urlsplit(spec.endpoint)
         if parts.path not in ("", "/") or not parts.netloc:
             raise SourceConfigError(
@@ -469,9 +464,7 @@ async def ensure(
     target = target_id(namespace, name)
     wanted = target_config(url, token, queue_dir)
     ours = queue_config(spec, target)
-    session = _Session(
-        spec, credentials, limits, Where(spec.endpoint or "", spec.bucket, target, url)
-    )
+    session = _Session(spec, credentials, limits, Where(spec.endpoint, spec.bucket, target, url))
     try:
         current = await session.call(session.s3.get_bucket_notification, spec.bucket)
         loaded = target_current(await session.running(target), wanted)
@@ -523,7 +516,7 @@ async def remove(
     """Take the EventSource's rule out of the bucket (others' kept) and its target out of
     MinIO's stored configuration. A missing bucket or target counts as removed."""
     target = target_id(namespace, name)
-    session = _Session(spec, credentials, limits, Where(spec.endpoint or "", spec.bucket, target))
+    session = _Session(spec, credentials, limits, Where(spec.endpoint, spec.bucket, target))
     try:
         try:
             written = await session.put_rule(spec.bucket, target, None)
