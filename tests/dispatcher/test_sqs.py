@@ -273,7 +273,8 @@ async def test_receive_maps_fields_and_ack_deletes(queues: Queues, source: SqsSo
 async def test_a_receive_waits_at_most_its_wait(source: SqsSource) -> None:
     started = time.monotonic()
     assert await source.receive(10, 1.5) == []
-    assert 0.9 <= time.monotonic() - started < 4.0
+    # Its own wait, far short of the longest long poll (20 s), however busy the machine is.
+    assert 0.9 <= time.monotonic() - started < 12
 
 
 async def test_a_waiting_receive_returns_when_a_message_comes(
