@@ -147,7 +147,8 @@ async def test_held_request_times_out_with_504_and_a_reason() -> None:
 
     assert response.status_code == 504
     assert "no instance became ready" in response.json()["message"]
-    assert 0.25 < waited < 3
+    # Its own 0.3 s hold, far short of the default 60 s, however busy the machine is.
+    assert 0.25 < waited < 20
     assert _held(stack) == 0
 
 
