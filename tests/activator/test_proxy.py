@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
@@ -168,22 +169,23 @@ async def test_hold_queue_overflow_is_503_with_a_reason() -> None:
 
 
 async def test_reserved_concurrency_throttles_with_429(
-    stack: Stack, start_agent: StartAgent
+    stack: Stack, start_agent: StartAgent, tmp_path: Path
 ) -> None:
-    # The slow invocation must still be in flight when the next two arrive: 5 s leaves room
-    # for a busy machine (the checks take milliseconds when it is idle).
     agent = start_agent(
         FILES, env={"LAMBDALET_CONCURRENCY": "2", "LAMBDALET_TIMEOUT_SECONDS": "30"}
     )
     key = stack.function(reserved=1, per_instance=2, timeout_seconds=30.0)
     stack.proxy.set_ready(key, {"127.0.0.1": agent.port})
+    gate = tmp_path / "gate"
 
-    slow = asyncio.create_task(stack.client.get("/fn/team/hello/sleep/5"))
+    # In flight until the test opens the gate, however busy the machine is.
+    slow = asyncio.create_task(stack.client.get("/fn/team/hello/hold", params={"gate": str(gate)}))
     await _until(lambda: _in_flight(stack) == 1)
     throttled = await stack.client.get("/fn/team/hello/")
     invoke_throttled = await stack.client.post(
         "/2015-03-31/functions/team:hello/invocations", content=b"{}"
     )
+    gate.touch()
 
     assert (await slow).status_code == 201
     assert throttled.status_code == 429
