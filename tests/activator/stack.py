@@ -31,6 +31,10 @@ def handler(event, context):
         path = event.get("rawPath") or event.get("path")
         if path.startswith("/sleep/"):
             time.sleep(float(path.split("/")[2]))
+        if path == "/hold":  # until the gate file named in the query exists (20 s at most)
+            gate, deadline = event["queryStringParameters"]["gate"], time.monotonic() + 20
+            while not os.path.exists(gate) and time.monotonic() < deadline:
+                time.sleep(0.01)
         if path == "/fail":
             raise ValueError("boom")
         if path == "/bare":

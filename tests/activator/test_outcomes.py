@@ -38,7 +38,7 @@ def handler(event, context):
     if action == "fail":
         raise ValueError("boom")
     if action == "sleep":
-        time.sleep(5)
+        time.sleep(60)  # until the timeout ends it
     if action == "exit":
         os._exit(3)
     if action == "hog":
@@ -48,7 +48,10 @@ def handler(event, context):
     # A status the handler chose: not the invocation's outcome.
     return {"statusCode": 500, "body": "chosen"} if action == "500" else "ok"
 """
-FAST_TIMEOUT = {"LAMBDALET_TIMEOUT_SECONDS": "1"}
+# Short enough for "sleep" to time out soon, long enough that nothing else comes near it on a
+# busy machine.
+TIMEOUT = 3.0
+FAST_TIMEOUT = {"LAMBDALET_TIMEOUT_SECONDS": str(TIMEOUT)}
 
 
 def outcomes(metrics: Metrics, path: str) -> dict[str, float]:
@@ -87,7 +90,7 @@ async def test_function_errors_timeouts_and_exits_are_told_apart(
     stack: Stack, start_agent: StartAgent, path: str
 ) -> None:
     agent = start_agent({"app.py": HANDLER}, env=FAST_TIMEOUT)
-    stack.function(pods={"127.0.0.1": agent.port}, timeout_seconds=1.0)
+    stack.function(pods={"127.0.0.1": agent.port}, timeout_seconds=TIMEOUT)
 
     statuses = [
         await call(stack, path, action) for action in ("ok", "500", "fail", "sleep", "exit")
@@ -180,7 +183,7 @@ async def test_the_asynchronous_worker_counts_each_attempt(
     try:
         agent = start_agent({"app.py": HANDLER}, env=FAST_TIMEOUT)
         # No retries: each event is attempted once.
-        stack.function(pods={"127.0.0.1": agent.port}, timeout_seconds=1.0, max_retries=0)
+        stack.function(pods={"127.0.0.1": agent.port}, timeout_seconds=TIMEOUT, max_retries=0)
         for action in ("ok", "fail", "sleep", "exit"):
             reply = await stack.client.post(
                 INVOKE, headers={"x-amz-invocation-type": "Event"}, json={"action": action}

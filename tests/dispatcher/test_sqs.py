@@ -273,19 +273,22 @@ async def test_receive_maps_fields_and_ack_deletes(queues: Queues, source: SqsSo
 async def test_a_receive_waits_at_most_its_wait(source: SqsSource) -> None:
     started = time.monotonic()
     assert await source.receive(10, 1.5) == []
-    assert 0.9 <= time.monotonic() - started < 4.0
+    # Its own wait, far short of the longest long poll (20 s), however busy the machine is.
+    assert 0.9 <= time.monotonic() - started < 12
 
 
 async def test_a_waiting_receive_returns_when_a_message_comes(
     queues: Queues, source: SqsSource
 ) -> None:
-    task = asyncio.create_task(source.receive(10, 10))
+    task = asyncio.create_task(source.receive(10, 20))
     await asyncio.sleep(0.5)
     started = time.monotonic()
     queues.send(1)
     got = await asyncio.wait_for(task, WAIT)
     assert len(got) == 1
-    assert time.monotonic() - started < 5.0
+    # Returned for the message, not at the end of its 20 s wait (by far, however busy the
+    # machine is).
+    assert time.monotonic() - started < 10
     await source.ack(got)
 
 

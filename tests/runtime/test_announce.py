@@ -133,15 +133,17 @@ def test_announcement_arrives_at_readiness_and_is_withdrawn_on_sigterm(
         concurrency=2,
     )
     # Not before the runtime is initialised, and not long after: the test saw /healthz turn 200
-    # by polling, so the announcement may even be a little ahead of that.
+    # by polling, so the announcement may even be a little ahead of that. (It came before any
+    # invocation, too: the test invokes only after it.) The margin is for a busy machine's
+    # scheduling, not for any wait of the agent's.
     assert posted.health == "ready"
-    assert posted.at - ready_seen < 0.5
+    assert posted.at - ready_seen < 2.0
 
     assert agent.invoke({"name": "pod"}).json() == {"hello": "pod"}
     activator.none()  # announced once, not per runtime or invocation
 
     assert agent.stop() == 0
-    deleted = activator.next(timeout=1)
+    deleted = activator.next()
     assert (deleted.method, deleted.path) == ("DELETE", "/v1/announce")
     assert deleted.body == posted.body
     assert deleted.headers["Authorization"] == f"Bearer {TOKEN}"
@@ -158,9 +160,12 @@ def test_failing_or_hanging_activator_delays_nothing(
         agent = start_agent({"app.py": HELLO}, env=announce_env(tmp_path, activator.port))
         activator.next()
 
+        # A hanging activator holds each of the three POSTs until the agent's 1 s timeout: an
+        # invocation that waited for the announcement would take the rest of that round, over
+        # 3 s. (Failing answers end the round within 0.4 s, so there the answer matters only.)
         began = time.monotonic()
         assert agent.invoke({"name": "still"}).json() == {"hello": "still"}
-        assert time.monotonic() - began < 0.5
+        assert time.monotonic() - began < 1.5
         if status != 204:
             attempts = 3 if status == 503 else 1
             line = agent.wait_log(rf"lambdalet-agent: announce: 127\.0\.0\.1: post: HTTP {status}")
@@ -170,8 +175,10 @@ def test_failing_or_hanging_activator_delays_nothing(
 
         began = time.monotonic()
         assert agent.stop() == 0
-        # Waiting for the withdrawal costs the shutdown 500 ms at most.
-        assert time.monotonic() - began < 1.5
+        # Waiting for the withdrawal costs the shutdown 500 ms at most; without that budget a
+        # hanging activator would hold it for the rest of the POST round and a 1 s DELETE
+        # (at least 2.9 s), so the bound leaves a busy machine a second of its own.
+        assert time.monotonic() - began < 2.5
     finally:
         activator.server.shutdown()
         activator.server.server_close()

@@ -3,6 +3,7 @@ readiness and shutdown."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,16 @@ def handler(event, context):
     action = event.get("action")
     if action == "sleep":
         time.sleep(event["seconds"])
+    elif action == "meet":  # arrive, then wait (20 s at most) until every party has arrived
+        open(os.path.join(event["dir"], event["name"]), "w").close()
+        deadline = time.monotonic() + 20
+        while len(os.listdir(event["dir"])) < event["parties"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return {"pid": os.getpid(), "met": len(os.listdir(event["dir"])) >= event["parties"]}
+    elif action == "hold":  # until the gate file exists (20 s at most)
+        deadline = time.monotonic() + 20
+        while not os.path.exists(event["gate"]) and time.monotonic() < deadline:
+            time.sleep(0.01)
     elif action == "exit":
         os._exit(event["code"])
     elif action == "kill":
@@ -194,31 +205,30 @@ def test_runtime_exit_fails_the_invocation_and_recovers(
     assert f"RequestId: crash Error: {status}" in agent.log()
 
 
-def test_concurrent_invocations(start_agent: StartAgent) -> None:
+def test_concurrent_invocations(start_agent: StartAgent, tmp_path: Path) -> None:
     agent = start_agent({"app.py": LIFECYCLE}, env={"LAMBDALET_CONCURRENCY": "2"})
     url = f"http://127.0.0.1:{agent.port}/2015-03-31/functions/function/invocations"
-    slow = b'{"action": "sleep", "seconds": 0.8}'
 
     def invoke(request_id: str) -> httpx.Response:
-        return httpx.post(
-            url, content=slow, headers={"Lambdalet-Request-Id": request_id}, timeout=30
-        )
+        # Each waits for the other to arrive: run one after the other, neither would meet.
+        meet = {"action": "meet", "dir": str(tmp_path), "parties": 2, "name": request_id}
+        return httpx.post(url, json=meet, headers={"Lambdalet-Request-Id": request_id}, timeout=60)
 
-    began = time.monotonic()
     with ThreadPoolExecutor(2) as pool:
         replies = list(pool.map(invoke, ["one", "two"]))
-    wall = time.monotonic() - began
 
     assert [r.status_code for r in replies] == [200, 200]
-    assert wall < 1.5  # the two 0.8 s invocations overlapped
+    assert [r.json()["met"] for r in replies] == [True, True]  # they ran at the same time
     # Two runtime processes, each with one invocation.
     assert replies[0].json()["pid"] != replies[1].json()["pid"]
 
 
-def test_invocation_beyond_concurrency_is_refused(start_agent: StartAgent) -> None:
+def test_invocation_beyond_concurrency_is_refused(start_agent: StartAgent, tmp_path: Path) -> None:
     agent = start_agent({"app.py": LIFECYCLE}, env={"LAMBDALET_CONCURRENCY": "2"})
     url = f"http://127.0.0.1:{agent.port}/2015-03-31/functions/function/invocations"
-    slow = b'{"action": "sleep", "seconds": 1}'
+    gate = tmp_path / "gate"
+    # Both slots stay busy until the test opens the gate, however long it takes to get there.
+    slow = json.dumps({"action": "hold", "gate": str(gate)}).encode()
 
     with ThreadPoolExecutor(2) as pool:
         busy = [
@@ -232,11 +242,12 @@ def test_invocation_beyond_concurrency_is_refused(start_agent: StartAgent) -> No
         began = time.monotonic()
         third = agent.invoke({})
         refused_in = time.monotonic() - began
+        gate.touch()
         results = [f.result() for f in busy]
 
     assert third.status_code == 429
     assert third.json()["errorType"] == "TooManyRequestsException"
-    assert refused_in < 0.5
+    assert refused_in < 10  # at once: waiting for a slot would have taken the 20 s hold
     assert [r.status_code for r in results] == [200, 200]
     assert agent.invoke({}).status_code == 200  # the slots are free again
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -24,6 +25,15 @@ exports.handler = async (event) => {
     case 'sleep':
       await new Promise((resolve) => setTimeout(resolve, event.seconds * 1000));
       break;
+    case 'meet': {  // arrive, then wait (20 s at most) until every party has arrived
+      const fs = require('fs');
+      fs.writeFileSync(require('path').join(event.dir, event.name), '');
+      const deadline = Date.now() + 20000;
+      while (fs.readdirSync(event.dir).length < event.parties && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      return { pid: process.pid, met: fs.readdirSync(event.dir).length >= event.parties };
+    }
     case 'exit':
       process.exit(event.code);
     case 'reject':
@@ -229,21 +239,18 @@ def test_a_crash_fails_the_invocation_and_a_fresh_runtime_follows(
         assert re.search(rf"\tcrash\tERROR\t{log} \t\{{", agent.log())
 
 
-def test_concurrent_invocations_overlap(start_agent: StartAgent) -> None:
+def test_concurrent_invocations_overlap(start_agent: StartAgent, tmp_path: Path) -> None:
     agent = start_agent({"app.js": LIFECYCLE}, env=node_env({"LAMBDALET_CONCURRENCY": "2"}))
     url = f"http://127.0.0.1:{agent.port}/2015-03-31/functions/function/invocations"
-    slow = b'{"action": "sleep", "seconds": 0.8}'
 
     def invoke(request_id: str) -> httpx.Response:
-        return httpx.post(
-            url, content=slow, headers={"Lambdalet-Request-Id": request_id}, timeout=30
-        )
+        # Each waits for the other to arrive: run one after the other, neither would meet.
+        meet = {"action": "meet", "dir": str(tmp_path), "parties": 2, "name": request_id}
+        return httpx.post(url, json=meet, headers={"Lambdalet-Request-Id": request_id}, timeout=60)
 
-    began = time.monotonic()
     with ThreadPoolExecutor(2) as pool:
         replies = list(pool.map(invoke, ["one", "two"]))
-    wall = time.monotonic() - began
 
     assert [r.status_code for r in replies] == [200, 200]
-    assert wall < 1.5  # the two 0.8 s invocations overlapped
+    assert [r.json()["met"] for r in replies] == [True, True]  # they ran at the same time
     assert replies[0].json()["pid"] != replies[1].json()["pid"]
