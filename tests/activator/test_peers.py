@@ -12,16 +12,9 @@ from typing import Any
 from lambdalet.activator.model import FunctionConfig
 from lambdalet.activator.peers import ACKS_ANNOTATION, ADDRESS_ANNOTATION, Peers
 from lambdalet.k8s import KubeError
+from tests.kit.clock import FakeClock
 
 CAPPED = FunctionConfig(namespace="team", name="hello", reserved=4)
-
-
-@dataclass
-class Clock:
-    now: float = 1000.0
-
-    def time(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -48,7 +41,7 @@ def lease(pod: str, holder: str, acks: str, version: str) -> dict[str, Any]:
 
 
 async def test_an_activator_that_cannot_renew_is_fenced_and_rejoins_as_new() -> None:
-    client, clock = Client(), Clock()
+    client, clock = Client(), FakeClock(1000.0)
     peers = Peers(client, "a", "system", lease_seconds=15, address=("10.0.0.1", 8081))  # type: ignore[arg-type]
     peers._loop = clock  # type: ignore[assignment]
     first = peers.member
@@ -60,11 +53,11 @@ async def test_an_activator_that_cannot_renew_is_fenced_and_rejoins_as_new() -> 
     assert written["metadata"]["annotations"][ADDRESS_ANNOTATION] == "10.0.0.1:8081"
     assert peers.share(CAPPED) == 4
 
-    clock.now += 9.9  # renewals failing, but within 10 s (two thirds of 15): still admitting
+    clock.advance(9.9)  # renewals failing, but within 10 s (two thirds of 15): still admitting
     client.failing = True
     assert not await peers._write(frozenset({first}))
     assert peers.share(CAPPED) == 4
-    clock.now += 0.1
+    clock.advance(0.1)
     assert peers.share(CAPPED) == 0  # fenced before any peer can see the Lease lapse (15 s)
 
     client.failing = False
@@ -76,7 +69,7 @@ async def test_an_activator_that_cannot_renew_is_fenced_and_rejoins_as_new() -> 
 
 
 async def test_a_peer_must_count_the_newcomer_before_its_share_opens() -> None:
-    client, clock = Client(), Clock()
+    client, clock = Client(), FakeClock(1000.0)
     peers = Peers(client, "a", "system")  # type: ignore[arg-type]
     peers._loop = clock  # type: ignore[assignment]
     me = peers.member
@@ -92,7 +85,7 @@ async def test_a_peer_must_count_the_newcomer_before_its_share_opens() -> None:
 
 
 async def test_a_crashed_peer_lingers_for_the_functions_timeout() -> None:
-    client, clock = Client(), Clock()
+    client, clock = Client(), FakeClock(1000.0)
     peers = Peers(client, "a", "system")  # type: ignore[arg-type]
     peers._loop = clock  # type: ignore[assignment]
     me = peers.member
@@ -101,9 +94,9 @@ async def test_a_crashed_peer_lingers_for_the_functions_timeout() -> None:
     assert peers.share(CAPPED) == 2
 
     for _ in range(3):  # a renews every 5 s; b does not: its Lease lapses after 15 s
-        clock.now += 5
+        clock.advance(5)
         assert await peers._write(frozenset({me}))
     assert peers.member == me
     assert peers.share(CAPPED) == 2  # b's invocations may run for the timeout (3 s) + 5 s
-    clock.now += 3 + 5
+    clock.advance(3 + 5)
     assert peers.share(CAPPED) == 4

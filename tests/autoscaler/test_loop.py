@@ -22,6 +22,7 @@ from lambdalet.controller.status import DeploymentState
 from lambdalet.k8s import NotFound, TransientKubeError
 from lambdalet.settings import Settings
 from tests.api.cases import function
+from tests.kit.clock import FakeClock
 
 HELLO: Key = ("team", "hello")
 OTHER: Key = ("team", "other")
@@ -29,20 +30,12 @@ T0 = 1000.0
 DEADLINE = 5.0  # seconds a test waits for the loop before failing
 
 
-class Clock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @dataclass
 class Writer:
     """Records scale writes; applies them to the index when ``follow`` (a watch with no lag)."""
 
     index: dict[Key, DeploymentState]
-    clock: Clock
+    clock: FakeClock
     follow: bool = True
     errors: list[Exception] = field(default_factory=list)
     gate: asyncio.Event | None = None  # when set, writes wait for it
@@ -81,7 +74,7 @@ def deployment(name: str = "hello", replicas: int = 0, owner: str | None = None)
 
 @dataclass
 class Bed:
-    clock: Clock
+    clock: FakeClock
     functions: dict[Key, dict[str, Any]]
     index: dict[Key, DeploymentState]
     writer: Writer
@@ -95,14 +88,14 @@ class Bed:
 
     async def tick(self, at: float | None = None) -> None:
         if at is not None:
-            self.clock.now = at
+            self.clock.seconds = at
         await self.autoscaler.tick()
         await asyncio.wait_for(self.autoscaler.writes_done(), DEADLINE)
 
 
 @pytest.fixture
 def bed() -> Bed:
-    clock = Clock()
+    clock = FakeClock(T0)
     functions: dict[Key, dict[str, Any]] = {HELLO: body(), OTHER: body("other")}
     index = {HELLO: deployment(), OTHER: deployment("other")}
     writer = Writer(index, clock)
@@ -149,7 +142,7 @@ async def test_stats_scale_up_and_only_changes_are_written(bed: Bed) -> None:
 async def test_a_report_just_before_a_second_ends_counts_as_the_last_seconds_load(
     bed: Bed,
 ) -> None:
-    bed.clock.now = T0 + 0.95
+    bed.clock.seconds = T0 + 0.95
     bed.report((HELLO, 7.0))
     await bed.tick(T0 + 1.05)
 
@@ -293,7 +286,7 @@ async def test_a_follower_decides_nothing_and_a_new_leader_starts_afresh(bed: Be
     assert bed.autoscaler.tracked(HELLO) is None
 
     bed.leading[0] = True
-    bed.clock.now = T0 + 1
+    bed.clock.seconds = T0 + 1
     bed.report((HELLO, 7.0))
     await bed.tick()
     assert bed.writer.counts() == [("fn-hello", 10)]

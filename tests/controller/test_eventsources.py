@@ -14,14 +14,7 @@ from lambdalet.controller.eventsources import EventSourceState
 from lambdalet.controller.membership import lease
 from lambdalet.k8s import Connection, KubeClient
 from lambdalet.settings import Settings
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.kit.clock import FakeClock
 
 
 @pytest.fixture
@@ -29,7 +22,7 @@ async def state() -> AsyncIterator[EventSourceState]:
     # The client is never used here: nothing below talks to the API server.
     client = KubeClient(Connection(server="https://127.0.0.1:9"))
     try:
-        yield EventSourceState(settings=Settings(), client=client, clock=Clock())
+        yield EventSourceState(settings=Settings(), client=client, clock=FakeClock(1000.0))
     finally:
         await client.aclose()
 
@@ -104,7 +97,7 @@ async def test_membership_changes_queue_exactly_the_sources_that_move(
         eventsources.track(state, (namespace, name), source(name))
     await drain(state)
     clock = state.clock
-    assert isinstance(clock, Clock)
+    assert isinstance(clock, FakeClock)
 
     # The first replica: every source goes from no owner to it.
     join(state, "d-0")
@@ -113,7 +106,7 @@ async def test_membership_changes_queue_exactly_the_sources_that_move(
     assert await drain(state) == set(keys)
 
     # A second one takes only the sources it wins.
-    clock.now += 1
+    clock.advance(1)
     join(state, "d-1")
     eventsources.reassign(state)
     to_d1 = {k for k in keys if sharding.owner(*k, ["d-0", "d-1"]) == "d-1"}
@@ -122,7 +115,7 @@ async def test_membership_changes_queue_exactly_the_sources_that_move(
 
     # Nothing changes while both renew.
     for renewal in range(1, 4):
-        clock.now += 5
+        clock.advance(5)
         join(state, "d-0", renewal)
         join(state, "d-1", renewal)
         eventsources.reassign(state)
@@ -130,14 +123,14 @@ async def test_membership_changes_queue_exactly_the_sources_that_move(
 
     # d-1 stops renewing: after 15 s on the operator's clock its sources go back to d-0.
     for renewal in (4, 5):
-        clock.now += 5
+        clock.advance(5)
         join(state, "d-0", renewal)
         eventsources.reassign(state)
         assert await drain(state) == set()
-    clock.now += 4  # 14 s since d-1's last renewal was seen
+    clock.advance(4)  # 14 s since d-1's last renewal was seen
     eventsources.reassign(state)
     assert await drain(state) == set()
-    clock.now += 1
+    clock.advance(1)
     eventsources.reassign(state)
     assert state.live == {"d-0"}
     assert await drain(state) == to_d1
