@@ -1,5 +1,6 @@
-"""Invocations through the agent and the Node.js runtime: handler styles and module kinds, when an
-invocation completes, error documents, warm reuse and the function's log."""
+"""What only the Node.js runtime does: handler styles (async, promise, callback, context methods)
+and module kinds (CommonJS, ES modules), when an invocation completes, the error documents of
+what JavaScript can throw, and the nodejs22 runtime's name."""
 
 from __future__ import annotations
 
@@ -9,31 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.runtime.fixtures import StartAgent
-from tests.runtime.test_nodejs_context import node_env
-
-ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
-
-
-@pytest.mark.parametrize(
-    "event",
-    [
-        {"greeting": "hallo wêreld", "emoji": "🦙🚀", "cjk": "関数"},
-        {"nested": [1, 2.5, None, True, {"deep": ["a", {"b": []}]}]},
-        "just a string \u0000 with a NUL",
-        [],
-        None,
-    ],
-    ids=["unicode", "nested", "string-with-nul", "empty-list", "null"],
-)
-def test_payload_round_trips(start_agent: StartAgent, event: Any) -> None:
-    agent = start_agent({"app.js": "exports.handler = async (event) => event;\n"}, env=node_env())
-
-    reply = agent.invoke(event)
-
-    assert reply.status_code == 200, reply.text
-    assert reply.json() == event
-
+from tests.kit.servers.agent import StartAgent
+from tests.runtime.runtimes import ISO, NODEJS
 
 STYLES = [
     pytest.param(
@@ -67,7 +45,7 @@ STYLES = [
 
 @pytest.mark.parametrize(("source", "expected"), STYLES)
 def test_handler_styles(start_agent: StartAgent, source: str, expected: Any) -> None:
-    agent = start_agent({"app.js": source}, env=node_env())
+    agent = start_agent({"app.js": source}, env=NODEJS.env())
 
     reply = agent.invoke({"n": 1})
 
@@ -118,7 +96,7 @@ MODULE_KINDS = [
 
 @pytest.mark.parametrize(("files", "handler"), MODULE_KINDS)
 def test_module_kinds(start_agent: StartAgent, files: dict[str, str], handler: str) -> None:
-    agent = start_agent(files, handler, node_env())
+    agent = start_agent(files, handler, NODEJS.env())
 
     reply = agent.invoke({})
 
@@ -213,7 +191,7 @@ ERRORS = [
 def test_error_documents(
     start_agent: StartAgent, source: str, error_type: str, message: str, trace_head: str | None
 ) -> None:
-    agent = start_agent({"app.js": source}, env=node_env())
+    agent = start_agent({"app.js": source}, env=NODEJS.env())
 
     reply = agent.invoke({}, headers={"Lambdalet-Request-Id": "req-err"})
 
@@ -237,7 +215,7 @@ def test_trace_shows_the_users_frames_only(start_agent: StartAgent) -> None:
         "function reject(why) {\n  throw new Error(why);\n}\n"
         "exports.handler = async () => reject('nope');\n"
     )
-    agent = start_agent({"app.js": source}, env=node_env())
+    agent = start_agent({"app.js": source}, env=NODEJS.env())
 
     trace = agent.invoke({}).json()["trace"]
 
@@ -245,40 +223,6 @@ def test_trace_shows_the_users_frames_only(start_agent: StartAgent) -> None:
     assert re.match(r"\s+at reject \(.*/app\.js:2:9\)$", trace[1])
     assert re.match(r"\s+at exports\.handler \(.*/app\.js:4:31\)$", trace[2])
     assert not [frame for frame in trace if "runtime-images/nodejs" in frame]
-
-
-@pytest.mark.parametrize(
-    ("body", "expected"),
-    [(b"", {}), (b'{"a": [1, 2]}', {"a": [1, 2]})],
-)
-def test_event_decoding(start_agent: StartAgent, body: bytes, expected: Any) -> None:
-    agent = start_agent({"app.js": "exports.handler = async (event) => event;\n"}, env=node_env())
-
-    assert agent.invoke(body=body).json() == expected
-
-
-def test_response_size_limit(start_agent: StartAgent) -> None:
-    source = "exports.handler = async (event) => 'x'.repeat(event.size);\n"
-    agent = start_agent({"app.js": source}, env=node_env())
-    limit = 6_291_556
-
-    largest = agent.invoke({"size": limit - 2})  # the JSON string has quotes
-    too_large = agent.invoke({"size": limit - 1})
-
-    assert largest.status_code == 200
-    assert len(largest.content) == limit
-    assert too_large.headers["X-Amz-Function-Error"] == "Unhandled"
-    assert too_large.json()["errorType"] == "Function.ResponseSizeTooLarge"
-    assert agent.invoke({"size": 2}).json() == "xx"  # the runtime carries on
-
-
-def test_event_that_is_not_json(start_agent: StartAgent) -> None:
-    agent = start_agent({"app.js": "exports.handler = async (event) => event;\n"}, env=node_env())
-
-    reply = agent.invoke(body=b"{not json")
-
-    assert reply.headers["X-Amz-Function-Error"] == "Unhandled"
-    assert reply.json()["errorType"] == "Runtime.UnmarshalError"
 
 
 # A callback, then a timer of 0.6 s that logs; whether the answer waits for the timer depends on
@@ -294,7 +238,7 @@ exports.handler = (event, context, callback) => {
 
 @pytest.mark.parametrize("wait", [True, False])
 def test_callback_waits_for_empty_event_loop(start_agent: StartAgent, wait: bool) -> None:
-    agent = start_agent({"app.js": WAITING}, env=node_env())
+    agent = start_agent({"app.js": WAITING}, env=NODEJS.env())
 
     began = time.monotonic()
     reply = agent.invoke({"wait": wait}, headers={"Lambdalet-Request-Id": "req-wait"})
@@ -319,7 +263,7 @@ def test_callback_waits_for_empty_event_loop(start_agent: StartAgent, wait: bool
 def test_async_handler_does_not_wait_for_the_event_loop(start_agent: StartAgent) -> None:
     # A timer far longer than any invocation takes, however busy the machine.
     source = "exports.handler = async () => { setTimeout(() => {}, 60000); return 'now'; };\n"
-    agent = start_agent({"app.js": source}, env=node_env())
+    agent = start_agent({"app.js": source}, env=NODEJS.env())
 
     began = time.monotonic()
     reply = agent.invoke({})
@@ -328,54 +272,8 @@ def test_async_handler_does_not_wait_for_the_event_loop(start_agent: StartAgent)
     assert time.monotonic() - began < 30
 
 
-WARM = """
-const crypto = require('crypto');
+def test_nodejs22_execution_env(start_agent: StartAgent) -> None:
+    source = "exports.handler = async () => process.env.AWS_EXECUTION_ENV;\n"
+    agent = start_agent({"app.js": source}, env=NODEJS.env({"LAMBDALET_RUNTIME": "nodejs22"}))
 
-const INSTANCE = crypto.randomUUID(); // module-level code: runs once per init
-let calls = 0;
-console.log('loaded');
-
-exports.handler = async (event, context) => {
-  calls += 1;
-  console.log('handling', context.awsRequestId);
-  console.info({ calls });
-  console.warn('careful');
-  console.error('multi\\nline');
-  console.debug('details');
-  return { instance: INSTANCE, calls, pid: process.pid };
-};
-"""
-
-
-def test_warm_invocations_reuse_the_module(start_agent: StartAgent) -> None:
-    agent = start_agent({"app.js": WARM}, env=node_env())
-
-    replies = [agent.invoke({}).json() for _ in range(3)]
-
-    assert [r["calls"] for r in replies] == [1, 2, 3]
-    assert len({r["instance"] for r in replies}) == 1
-    assert len({r["pid"] for r in replies}) == 1
-
-
-def test_console_lines(start_agent: StartAgent) -> None:
-    agent = start_agent({"app.js": WARM}, env=node_env())
-
-    agent.invoke({}, headers={"Lambdalet-Request-Id": "req-log"})
-    agent.wait_log(r"^REPORT RequestId: req-log\t")
-
-    lines = agent.log().splitlines()
-    assert re.fullmatch(rf"{ISO}\tundefined\tINFO\tloaded", lines[0])  # during init
-    start = lines.index("START RequestId: req-log Version: $LATEST")
-    expected = [
-        r"INFO\thandling req-log",
-        r"INFO\t\{ calls: 1 \}",
-        r"WARN\tcareful",
-        r"ERROR\tmulti",
-        r"line",  # a multi-line message keeps its newline
-        r"DEBUG\tdetails",
-    ]
-    logged = lines[start + 1 : start + 1 + len(expected)]
-    for line, pattern in zip(logged, expected, strict=True):
-        prefix = "" if pattern == "line" else rf"{ISO}\treq-log\t"
-        assert re.fullmatch(prefix + pattern, line), line
-    assert lines[start + 1 + len(expected)] == "END RequestId: req-log"
+    assert agent.invoke({}).json() == "AWS_Lambda_nodejs22.x"
