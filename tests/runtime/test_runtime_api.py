@@ -1,4 +1,4 @@
-"""The Node.js runtime on the wire, without the agent: what it posts to a Runtime API (a small fake
+"""Every runtime on the wire, without the agent: what it posts to a Runtime API (a small fake
 served by the test) for a result, an invocation error and an init error, headers included."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.runtime.test_nodejs_context import NODE_BOOTSTRAP, node_binary
+from tests.runtime.runtimes import ByLanguage, Runtime, per_runtime
 
 PREFIX = "/2018-06-01/runtime"
 
@@ -81,8 +81,9 @@ def fake_api() -> Iterator[FakeRuntimeAPI]:
     server.server_close()
 
 
-def first_post(fake_api: FakeRuntimeAPI, tmp_path: Path, source: str) -> Post:
-    (tmp_path / "app.js").write_text(source)
+def first_post(fake_api: FakeRuntimeAPI, tmp_path: Path, runtime: Runtime, handler: str) -> Post:
+    for name, source in runtime.files(handler).items():
+        (tmp_path / name).write_text(source)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{fake_api.server_address[1]}",
@@ -90,7 +91,7 @@ def first_post(fake_api: FakeRuntimeAPI, tmp_path: Path, source: str) -> Post:
         "LAMBDA_TASK_ROOT": str(tmp_path),
     }
     runtime = subprocess.Popen(
-        [node_binary(), str(NODE_BOOTSTRAP)],
+        runtime.command(),
         env=env,
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
@@ -104,43 +105,45 @@ def first_post(fake_api: FakeRuntimeAPI, tmp_path: Path, source: str) -> Post:
 
 
 @pytest.mark.parametrize(
-    ("source", "path", "error_type", "body"),
-    [
-        pytest.param(
-            "exports.handler = async (event) => ({ got: event.n });",
-            f"{PREFIX}/invocation/req-1/response",
-            None,
-            {"got": 1},
-            id="response",
-        ),
-        pytest.param(
-            "exports.handler = async () => { throw new TypeError('bad'); };",
-            f"{PREFIX}/invocation/req-1/error",
-            "TypeError",
-            {"errorType": "TypeError", "errorMessage": "bad"},
-            id="invocation-error",
-        ),
-        pytest.param(
-            "exports.other = 1;",
-            f"{PREFIX}/init/error",
-            "Runtime.HandlerNotFound",
-            {
-                "errorType": "Runtime.HandlerNotFound",
-                "errorMessage": "app.handler is undefined or not exported",
-            },
-            id="init-error",
-        ),
-    ],
+    ("runtime", "handler", "path", "error_type", "body"),
+    per_runtime(
+        [
+            pytest.param(
+                "result", f"{PREFIX}/invocation/req-1/response", None, {"got": 1}, id="response"
+            ),
+            pytest.param(
+                "type_error",
+                f"{PREFIX}/invocation/req-1/error",
+                "TypeError",
+                {"errorType": "TypeError", "errorMessage": "bad"},
+                id="invocation-error",
+            ),
+            pytest.param(
+                "no_handler",
+                f"{PREFIX}/init/error",
+                "Runtime.HandlerNotFound",
+                {
+                    "errorType": "Runtime.HandlerNotFound",
+                    "errorMessage": ByLanguage(
+                        python="Handler 'handler' missing on module 'app'",
+                        nodejs="app.handler is undefined or not exported",
+                    ),
+                },
+                id="init-error",
+            ),
+        ]
+    ),
 )
 def test_what_the_runtime_posts(
     fake_api: FakeRuntimeAPI,
     tmp_path: Path,
-    source: str,
+    runtime: Runtime,
+    handler: str,
     path: str,
     error_type: str | None,
     body: dict[str, Any],
 ) -> None:
-    post = first_post(fake_api, tmp_path, source)
+    post = first_post(fake_api, tmp_path, runtime, handler)
 
     assert post.path == path
     assert post.headers.get("lambda-runtime-function-error-type") == error_type
@@ -148,5 +151,5 @@ def test_what_the_runtime_posts(
         assert post.body == body
     else:
         assert {k: post.body[k] for k in ("errorType", "errorMessage")} == body
-        assert isinstance(post.body["trace"], list)
-        assert set(post.body) == {"errorType", "errorMessage", "trace"}
+        assert isinstance(post.body[runtime.trace_key], list)
+        assert set(post.body) == runtime.error_keys
