@@ -10,7 +10,11 @@ from collections.abc import Callable, Mapping
 import pytest
 import uvloop
 
-pytest_plugins = ["e2e.harness.fixtures", "tests.runtime.fixtures", "tests.redis_server"]
+pytest_plugins = [
+    "e2e.harness.fixtures",
+    "tests.kit.servers.agent",
+    "tests.kit.servers.redis",
+]
 
 
 def pytest_asyncio_loop_factories(

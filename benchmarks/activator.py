@@ -272,7 +272,7 @@ def rss_mib(pid: int) -> tuple[float, float]:
 
 
 def go() -> str:
-    from tests.runtime.harness import find_go
+    from tests.kit.servers.agent import find_go
 
     found = find_go()
     if found is None:
@@ -332,7 +332,8 @@ def activator_process(
     pods: Mapping[str, int], per_instance: int, log_path: Path
 ) -> Iterator[tuple[int, int]]:
     """The activator serving the pods; yields (pid, port) once it answers through to a pod."""
-    from tests.runtime.harness import free_port, wait_for
+    from tests.kit.ports import free_port
+    from tests.kit.wait import wait_for
 
     port = free_port()
     pods_arg = ",".join(f"{ip}:{p}" for ip, p in pods.items())
@@ -356,7 +357,7 @@ def activator_process(
             connection.close()
 
     try:
-        wait_for(answers, "the activator to answer through to a pod", timeout=20)
+        wait_for(answers, 20, what="the activator to answer through to a pod", interval=0.05)
         yield process.pid, port
     finally:
         stop(process)
@@ -562,7 +563,7 @@ def error_rows(p3: P3, p4: P4) -> list[str]:
 
 
 def bench(duration: float, warmup: float, agent_count: int) -> int:
-    from tests.runtime.harness import build_agent, running_agent
+    from tests.kit.servers.agent import build_agent, running_agent
 
     full, short = Window(warmup, duration), Window(warmup / 2, duration / P3_ROUNDS)
     with tempfile.TemporaryDirectory(prefix="lambdalet-bench-") as scratch:

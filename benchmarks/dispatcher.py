@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -56,6 +55,7 @@ from lambdalet.dispatcher.invoker import ActivatorInvoker, InvokerSettings
 from lambdalet.dispatcher.outcome import Policy
 from lambdalet.dispatcher.redis_streams import RedisStreamsConfig, RedisStreamsSource, connector
 from lambdalet.dispatcher.runners import poller_consumer, total_stats
+from tests.kit.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 NAMESPACE, FUNCTION = "bench", "noop"
@@ -95,13 +95,6 @@ class Result:
 
 
 # -- processes ------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager
@@ -354,7 +347,7 @@ def main(argv: Sequence[str]) -> int:
     sys.path.insert(0, str(REPO))
     import uvloop
 
-    from tests.runtime.harness import build_agent, running_agent
+    from tests.kit.servers.agent import build_agent, running_agent
 
     with tempfile.TemporaryDirectory(prefix="lambdalet-bench-dispatcher-") as scratch:
         binary = build_agent(Path(scratch))

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from e2e.harness.cluster import REPO, ClusterScript, audit_length, audit_writes
 from e2e.harness.operator import OperatorProcess
-from e2e.harness.wait import wait_for
+from tests.kit.wait import wait_for
 
 NAMESPACE = "bench-p7"
 

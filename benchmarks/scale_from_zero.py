@@ -47,7 +47,6 @@ import copy
 import os
 import re
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -67,7 +66,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from e2e.harness.activator import ActivatorProcess
 from e2e.harness.cluster import Cluster, ClusterScript, in_node_netns
 from e2e.harness.operator import OperatorProcess
-from e2e.harness.wait import wait_for
+from tests.kit.ports import free_port
+from tests.kit.wait import wait_for
 
 NODE_IP = "10.200.0.2"  # the node's address in its namespace (e2e/conftest.py)
 FUNCTION_LABEL = "lambdalet.dev/function"
@@ -320,13 +320,6 @@ def _lines(path: Path) -> list[str]:
 # -- the bench --------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -575,7 +568,7 @@ def sleep_spec(template: Obj) -> Obj:
 def processes(cluster: Cluster, namespace: str, scratch: Path) -> Iterator[tuple[str, Logs]]:
     """The operator (watching only ``namespace``) and the activator, as e2e/conftest.py runs
     them; yields the activator's URL and the logs."""
-    public, internal = _free_port(), _free_port()
+    public, internal = free_port(), free_port()
     operator = OperatorProcess(
         cluster.operator_kubeconfig or cluster.kubeconfig,
         scratch / "operator.log",

@@ -14,7 +14,7 @@ from e2e.harness.activator import ActivatorProcess
 from e2e.harness.cluster import REPO, Cluster
 from e2e.harness.dispatcher import DispatcherProcess
 from e2e.harness.operator import OperatorProcess
-from e2e.harness.process import free_port
+from tests.kit.ports import free_port
 
 # The node's address inside its namespace (e2e/cluster/cluster.sh): pods reach processes of the
 # node's namespace there, e.g. the activator's internal port for announcements.

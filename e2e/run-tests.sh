@@ -27,8 +27,8 @@ if has lifecycle || has demo || has e2e; then
     operator/image/build.sh
     # The brokers the event-source tests start in the node's namespace: MinIO (built from its Go
     # module) and ElasticMQ (from Maven Central) are fetched here.
-    $PY/python -c 'from tests.dispatcher import elasticmq_server, minio_server
-minio_server.binary(); elasticmq_server.class_path()'
+    $PY/python -c 'from tests.kit.servers import elasticmq, minio
+minio.binary(); elasticmq.class_path()'
 fi
 
 if has static; then

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from e2e.harness.cluster import Cluster, build_image
-from e2e.harness.wait import wait_for
+from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.e2e
 

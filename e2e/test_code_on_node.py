@@ -21,14 +21,14 @@ import pytest
 
 from e2e.harness.activator import ActivatorProcess
 from e2e.harness.cluster import Cluster
-from e2e.harness.wait import wait_for
-from tests.dispatcher.minio_server import (
+from tests.kit.servers.minio import (
     ROOT_PASSWORD,
     ROOT_USER,
     MinioServer,
     public_read,
     running_minio,
 )
+from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -26,12 +26,12 @@ from nats.js import api
 
 from e2e.harness.cluster import Cluster
 from e2e.harness.dispatcher import DispatcherProcess
-from e2e.harness.wait import wait_for
-from tests.dispatcher.elasticmq_server import running_elasticmq
-from tests.dispatcher.minio_server import ROOT_PASSWORD, ROOT_USER, running_minio
-from tests.dispatcher.nats_server import running_nats
-from tests.dispatcher.rabbitmq_server import running_rabbitmq
-from tests.redis_server import running_redis
+from tests.kit.servers.elasticmq import running_elasticmq
+from tests.kit.servers.minio import ROOT_PASSWORD, ROOT_USER, running_minio
+from tests.kit.servers.nats import running_nats
+from tests.kit.servers.rabbitmq import running_rabbitmq
+from tests.kit.servers.redis import running_redis
+from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,7 @@ import pytest
 
 from e2e.harness.cluster import Cluster, build_image
 from e2e.harness.operator import OperatorProcess
-from e2e.harness.wait import wait_for
+from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.e2e
 

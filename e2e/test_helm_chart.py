@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from e2e.harness.cluster import REPO, Cluster
-from e2e.harness.wait import wait_for
+from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,7 @@ import pytest
 
 from e2e.harness.activator import ActivatorProcess
 from e2e.harness.cluster import Cluster
-from e2e.harness.wait import wait_for
+from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -17,8 +17,8 @@ import pytest
 from e2e.harness.activator import ActivatorProcess
 from e2e.harness.cluster import REPO, Cluster
 from e2e.harness.runtimes import expected_version, pinned_versions, version_matches
-from e2e.harness.wait import wait_for
 from lambdalet.api.function import Runtime
+from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.e2e
 

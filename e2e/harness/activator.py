@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from e2e.harness.process import CliProcess
-from e2e.harness.wait import wait_for
+from tests.kit.wait import wait_for
 
 
 class ActivatorProcess(CliProcess):

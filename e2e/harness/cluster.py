@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from e2e.harness.wait import wait_for
+from tests.kit.wait import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "e2e" / "cluster" / "cluster.sh"

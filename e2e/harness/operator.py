@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from e2e.harness.process import CliProcess, free_port
+from e2e.harness.process import CliProcess
+from tests.kit.ports import free_port
 
 
 class OperatorProcess(CliProcess):

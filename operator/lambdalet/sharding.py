@@ -1,8 +1,8 @@
 """Which event dispatcher replica runs an EventSource: rendezvous (highest-random-weight) hashing.
 
-Every (EventSource, replica) pair gets a weight, the sha256 of ``<namespace>/<name>/<replica>``
-read as a 256-bit integer; the source's owner is the live replica with the largest weight. The
-operator computes it (``lambdalet.controller.eventsources``) and writes it to the EventSource's
+Every (EventSource, replica) pair gets a weight, the sha256 of ``<namespace>/<name>/<replica>`` read
+as a 256-bit integer; the source's owner is the live replica with the largest weight. The operator
+computes it (``lambdalet.controller.eventsources.reconciler``) and writes it to the EventSource's
 ``status.assignedReplica``; the replica named there runs the source.
 
 Why rendezvous hashing: the owner depends only on the source and the set of live replicas, with

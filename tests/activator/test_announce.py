@@ -33,7 +33,7 @@ from lambdalet.controller.resources.deployment import (
     ANNOUNCE_TOKEN_PATH,
 )
 from lambdalet.k8s.client import Connection, KubeClient
-from tests.runtime.harness import AGENT_SOURCE
+from tests.kit.servers.agent import AGENT_SOURCE
 
 BODY: dict[str, Any] = {
     "namespace": "team",

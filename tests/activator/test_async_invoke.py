@@ -18,7 +18,8 @@ from lambdalet.activator.asyncpolicy import RetryPolicy
 from lambdalet.activator.asyncq import AsyncQueue, AsyncQueueOptions
 from lambdalet.activator.proxy import Proxy
 from tests.activator.stack import HANDLER, Stack, start_stack
-from tests.runtime.fixtures import StartAgent
+from tests.kit.servers.agent import StartAgent
+from tests.kit.wait import wait_for_async
 
 INVOKE = "/2015-03-31/functions/team:hello/invocations"
 EVENT = {"x-amz-invocation-type": "Event"}
@@ -57,7 +58,9 @@ async def test_event_is_accepted_with_202_and_invoked_from_the_queue(
     assert reply.status_code == 202
     assert reply.content == b""
     request_id = reply.headers["x-amzn-requestid"]
-    await _until(lambda: written.exists() and written.read_text().strip() == request_id)
+    await wait_for_async(
+        lambda: written.exists() and written.read_text().strip() == request_id, 15.0
+    )
     queue = stack.queue
     assert queue is not None
     await _until_async(lambda: queue.depth(key), 0)
@@ -91,14 +94,6 @@ async def test_event_over_256_kib_is_413(stack: Stack) -> None:
 
     assert reply.status_code == 413
     assert reply.headers["x-amzn-errortype"] == "RequestEntityTooLargeException"
-
-
-async def _until(predicate: Callable[[], bool], within: float = 15.0) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 async def _until_async(

@@ -35,13 +35,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from lambdalet.activator.model import FunctionKey
+from lambdalet.contracts.keys import Key
 from lambdalet.k8s.client import KubeClient
 from lambdalet.k8s.errors import KubeError, NotFound
 from lambdalet.names import LABEL_FUNCTION
 
-# Equal to lambdalet.controller.resources.deployment.ANNOUNCE_AUDIENCE (a unit test holds them
-# together): the operator mounts the token, the activator accepts it.
+# Equal to lambdalet.controller.functions.resources.deployment.ANNOUNCE_AUDIENCE (a unit test holds
+# them together): the operator mounts the token, the activator accepts it.
 TOKEN_AUDIENCE = "lambdalet-activator"
 MAX_BODY_BYTES = 4096
 MAX_INIT_ERROR_BYTES = 16 * 1024  # an init-error report: the announcement and the error document
@@ -205,7 +205,7 @@ class Identity:
 class VerifiedPod:
     """A pod of a Function that may take invocations now, at ``ip``:``port``."""
 
-    key: FunctionKey
+    key: Key
     pod: str
     uid: str
     ip: str

@@ -33,15 +33,17 @@ from lambdalet.activator.events import (
     http_response,
 )
 from lambdalet.activator.metrics import Metrics, Queued, Via
-from lambdalet.activator.model import FunctionConfig, FunctionKey, Invoker, InvokeRejected
+from lambdalet.activator.model import FunctionConfig
 from lambdalet.activator.routes import InvokeRoute, RouteError, route
+from lambdalet.contracts.invocation import Invoker, InvokeRejected
+from lambdalet.contracts.keys import Key
 from lambdalet.outcomes import Outcome, of_answer, of_refusal
 
 SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024  # bytes, Lambda's RequestResponse limit
 
 
 class Configs(Protocol):
-    def config(self, key: FunctionKey) -> FunctionConfig | None: ...
+    def config(self, key: Key) -> FunctionConfig | None: ...
 
 
 class Tokens(Protocol):
@@ -281,7 +283,7 @@ def _lambda_error(status: int, error_type: str, message: str) -> HttpResponse:
     )
 
 
-def _name(key: FunctionKey) -> str:
+def _name(key: Key) -> str:
     return f"{key[0]}:{key[1]}"
 
 

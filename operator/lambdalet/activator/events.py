@@ -41,9 +41,9 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote_plus
 
-from lambdalet.activator.model import FunctionKey
 from lambdalet.activator.responses import HttpResponse, error_response, http_response
 from lambdalet.api.function import EventFormat
+from lambdalet.contracts.keys import Key
 
 __all__ = [
     "ACCOUNT_ID",
@@ -82,7 +82,7 @@ class HttpRequest:
 class Route:
     """Where the router sent a request, and the part of it the function sees."""
 
-    key: FunctionKey  # (namespace, name)
+    key: Key  # (namespace, name)
     raw_path: str  # the function's path: "/items/1" for /fn/team/hello/items/1, "/" when empty
     domain_name: str  # Host header value without port, or "localhost"
     stage: str = "$default"
@@ -100,7 +100,7 @@ def build_event(
 
 
 @lru_cache(maxsize=4096)
-def api_id(key: FunctionKey) -> str:
+def api_id(key: Key) -> str:
     """A stable, API-id-like name for a function: 10 lowercase base32 characters of a hash.
 
     ``namespace/name`` is unambiguous: Kubernetes names cannot contain ``/``.

@@ -29,7 +29,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 
 from lambdalet.activator.events import HttpRequest, HttpResponse
-from lambdalet.activator.model import FunctionConfig, FunctionKey, InvokeRejected, InvokeResult
+from lambdalet.activator.model import FunctionConfig
 from lambdalet.activator.upstream import (
     INVOKE_PATH,
     ConnectFailed,
@@ -37,6 +37,8 @@ from lambdalet.activator.upstream import (
     Pool,
     StaleConnection,
 )
+from lambdalet.contracts.invocation import InvokeRejected, InvokeResult
+from lambdalet.contracts.keys import Key
 
 log = logging.getLogger("lambdalet.activator")
 
@@ -124,7 +126,7 @@ async def serve_forwarded(
     if not key or scheme.lower() != "bearer" or not hmac.compare_digest(token, key):
         return _refusal(InvokeRejected(401, "Unauthorized", "a forwarded invocation needs the key"))
     namespace, _, name = _header(request, FUNCTION_HEADER).partition("/")
-    function: FunctionKey = (namespace, name)
+    function: Key = (namespace, name)
     try:
         hold = min(float(_header(request, HOLD_HEADER) or hold_limit), hold_limit)
     except ValueError:

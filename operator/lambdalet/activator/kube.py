@@ -1,4 +1,4 @@
-"""The activator's view of the cluster: Functions, their ready endpoints, and bearer tokens.
+"""The activator's view of the cluster: Functions and their ready endpoints.
 
 Two informers (``lambdalet.k8s.watch``) feed the proxy: every Function of a served namespace
 (``LAMBDALET_NAMESPACES``, as the operator reads it) becomes a ``FunctionConfig``
@@ -6,35 +6,29 @@ Two informers (``lambdalet.k8s.watch``) feed the proxy: every Function of a serv
 by the operator, the labels copied onto the slices by Kubernetes) become each Function's ready
 addresses (``Proxy.set_ready``: the union over the Function's slices).
 
-Bearer tokens are read from the named Secret when a request needs one and cached for
-``TOKEN_TTL`` seconds, so a rotated token takes effect within that time and the activator needs
-only ``get`` on Secrets, never ``list``.
+Bearer tokens come from ``lambdalet.contracts.secrets``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
-import time
 from typing import Any
 
 from pydantic import ValidationError
 
 from lambdalet import names
-from lambdalet.activator.model import FunctionConfig, FunctionKey
+from lambdalet.activator.model import FunctionConfig
 from lambdalet.activator.proxy import Proxy
 from lambdalet.api.common import GROUP, VERSION
 from lambdalet.api.function import Function
-from lambdalet.k8s import KubeClient, KubeError, NotFound
+from lambdalet.contracts.keys import Key
+from lambdalet.k8s import KubeClient
 from lambdalet.k8s.watch import informers
 from lambdalet.namespaces import served, specific
 
 log = logging.getLogger("lambdalet.activator")
 
-TOKEN_TTL = 10.0
-MAX_TOKENS = 10_000
 SLICE_SELECTOR = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY},{names.LABEL_FUNCTION}"
 
 Object = dict[str, Any]
@@ -49,9 +43,9 @@ class ClusterView:
         self._client = client
         self._proxy = proxy
         self._namespaces = namespaces
-        self._functions: set[FunctionKey] = set()
+        self._functions: set[Key] = set()
         # (namespace, slice name) -> (Function, ready ip -> port)
-        self._slices: dict[tuple[str, str], tuple[FunctionKey, dict[str, int]]] = {}
+        self._slices: dict[tuple[str, str], tuple[Key, dict[str, int]]] = {}
         self.synced = asyncio.Event()
         # Plain namespace names: one list and watch per namespace (no cluster-wide permission
         # needed); patterns: cluster-wide, filtered here.
@@ -101,7 +95,7 @@ class ClusterView:
         if key is not None:
             self._functions.add(key)
 
-    def _set_function(self, obj: Object) -> FunctionKey | None:
+    def _set_function(self, obj: Object) -> Key | None:
         namespace = obj.get("metadata", {}).get("namespace", "default")
         if not served(namespace, self._namespaces):
             return None  # another operator's: answered 404 here, never held
@@ -140,7 +134,7 @@ class ClusterView:
     def _slice_changed(self, kind: str, obj: Object) -> None:
         slice_id = _slice_id(obj)
         previous = self._slices.pop(slice_id, None)
-        keys: set[FunctionKey] = {previous[0]} if previous else set()
+        keys: set[Key] = {previous[0]} if previous else set()
         if kind != "DELETED":
             parsed = _ready_endpoints(obj)
             if parsed is not None:
@@ -149,7 +143,7 @@ class ClusterView:
         for key in keys:
             self._proxy.set_ready(key, self._ready(key))
 
-    def _ready(self, key: FunctionKey) -> dict[str, int]:
+    def _ready(self, key: Key) -> dict[str, int]:
         ready: dict[str, int] = {}
         for owner, addresses in self._slices.values():
             if owner == key:
@@ -170,7 +164,7 @@ def _slice_id(obj: Object) -> tuple[str, str]:
     return (meta.get("namespace", ""), meta.get("name", ""))
 
 
-def _ready_endpoints(obj: Object) -> tuple[FunctionKey, dict[str, int]] | None:
+def _ready_endpoints(obj: Object) -> tuple[Key, dict[str, int]] | None:
     """(Function, ready ip -> port) of one EndpointSlice; None when it is not a Function's."""
     meta = obj.get("metadata", {})
     function = meta.get("labels", {}).get(names.LABEL_FUNCTION)
@@ -194,33 +188,3 @@ def _ready_endpoints(obj: Object) -> tuple[FunctionKey, dict[str, int]] | None:
             for address in (endpoint.get("addresses") or ())[:1]:
                 ready[address] = int(port)
     return (meta.get("namespace", "default"), function), ready
-
-
-class SecretTokens:
-    """Bearer tokens from Secrets, cached briefly (see the module docstring)."""
-
-    def __init__(self, client: KubeClient, *, ttl: float = TOKEN_TTL) -> None:
-        self._client = client
-        self._ttl = ttl
-        self._cache: dict[tuple[str, str, str], tuple[str | None, float]] = {}
-
-    async def token(self, namespace: str, secret: str, key: str) -> str | None:
-        cache_key = (namespace, secret, key)
-        now = time.monotonic()
-        cached = self._cache.get(cache_key)
-        if cached is not None and now - cached[1] < self._ttl:
-            return cached[0]
-        try:
-            body = await self._client.get("v1", "Secret", namespace, secret)
-            raw = body.get("data", {}).get(key)
-            value = base64.b64decode(raw).decode().strip() if raw else None
-        except NotFound:
-            value = None
-        except (KubeError, binascii.Error, UnicodeDecodeError) as exc:
-            log.warning("bearer token %s/%s[%s]: %s", namespace, secret, key, exc)
-            # Keep serving the last good token through an API hiccup; refuse if there is none.
-            return cached[0] if cached else None
-        if len(self._cache) >= MAX_TOKENS:
-            self._cache.clear()
-        self._cache[cache_key] = (value or None, now)
-        return value or None

@@ -5,7 +5,7 @@ internal port (``internal``: announcements, metrics, health); ``proxy`` with its
 pool; ``kube.ClusterView`` filling the proxy; ``peers`` splitting reserved concurrency with the
 other activators (when ``LAMBDALET_PEERS_NAMESPACE`` is set) and ``forward`` handing each other
 invocations over their shares; ``stats.Reporter`` talking to the autoscaler; and, when Redis is
-configured (``LAMBDALET_REDIS_URL``), ``asyncq`` taking Event invocations and working them off
+configured (``LAMBDALET_REDIS_URL``), ``asyncinvoke`` taking Event invocations and working them off
 through the same proxy.
 
 Stopping (SIGTERM) is graceful, as a Service's endpoints change only after the pod is told to
@@ -30,11 +30,12 @@ from collections.abc import Mapping
 from redis.asyncio import Redis
 
 from lambdalet.activator.app import Activator
-from lambdalet.activator.asyncq import AsyncMetrics, AsyncQueue, AsyncQueueOptions
+from lambdalet.activator.asyncinvoke.options import AsyncQueueOptions
+from lambdalet.activator.asyncinvoke.queue import AsyncMetrics, AsyncQueue
 from lambdalet.activator.forward import Forwarder, serve_forwarded
 from lambdalet.activator.http1 import Connections, ServerLimits, serve
 from lambdalet.activator.internal import Internal
-from lambdalet.activator.kube import ClusterView, SecretTokens
+from lambdalet.activator.kube import ClusterView
 from lambdalet.activator.metrics import Metrics
 from lambdalet.activator.peers import PeerCollector, Peers
 from lambdalet.activator.proxy import Proxy, ProxyLimits
@@ -42,6 +43,7 @@ from lambdalet.activator.settings import ActivatorSettings
 from lambdalet.activator.stats import Reporter
 from lambdalet.activator.upstream import Pool
 from lambdalet.activator.warnings import InitErrorEvents
+from lambdalet.contracts.secrets import SecretTokens
 from lambdalet.k8s import KubeClient, load_connection
 from lambdalet.signals import stop_on_signals
 

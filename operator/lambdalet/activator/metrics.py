@@ -36,14 +36,14 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from lambdalet.activator.model import FunctionKey
+from lambdalet.contracts.keys import Key
 from lambdalet.outcomes import Outcome
 
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 COLD_START_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-Loads = Callable[[], Iterable[tuple[FunctionKey, int, int]]]
+Loads = Callable[[], Iterable[tuple[Key, int, int]]]
 # Where an invocation came in: an HTTP route, the Invoke API, the asynchronous worker.
 Via = Literal["http", "invoke", "async"]
 # What the Invoke API did with an Event or a DryRun invocation instead of invoking.
@@ -86,7 +86,7 @@ class _Answers:
 
 
 class _AnswerCollector(Collector):
-    def __init__(self, answers: dict[FunctionKey, _Answers]) -> None:
+    def __init__(self, answers: dict[Key, _Answers]) -> None:
         self._answers = answers
 
     def collect(self) -> Iterator[Metric]:
@@ -131,7 +131,7 @@ def _bound(bound: float) -> str:
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        self._answers: dict[FunctionKey, _Answers] = {}
+        self._answers: dict[Key, _Answers] = {}
         self.registry.register(_AnswerCollector(self._answers))
         self._cold_starts = Counter(
             "lambdalet_activator_cold_starts",
@@ -158,7 +158,7 @@ class Metrics:
 
     def answered(
         self,
-        key: FunctionKey,
+        key: Key,
         code: int,
         seconds: float,
         *,
@@ -176,7 +176,7 @@ class Metrics:
         answers.count += 1
         answers.total += seconds
 
-    def attempted(self, key: FunctionKey, outcome: Outcome) -> None:
+    def attempted(self, key: Key, outcome: Outcome) -> None:
         """An attempt of the asynchronous worker ended in ``outcome``."""
         answers = self._answers.get(key)
         if answers is None:
@@ -184,19 +184,19 @@ class Metrics:
         counted: tuple[Via, Outcome] = ("async", outcome)
         answers.outcomes[counted] = answers.outcomes.get(counted, 0) + 1
 
-    def cold_start(self, key: FunctionKey) -> None:
+    def cold_start(self, key: Key) -> None:
         self._cold_starts.labels(*key).inc()
 
-    def cold_start_done(self, key: FunctionKey, seconds: float) -> None:
+    def cold_start_done(self, key: Key, seconds: float) -> None:
         self._cold_start_duration.labels(*key).observe(seconds)
 
-    def throttled(self, key: FunctionKey) -> None:
+    def throttled(self, key: Key) -> None:
         self._throttles.labels(key[0], key[1], "reserved").inc()
 
-    def overflowed(self, key: FunctionKey) -> None:
+    def overflowed(self, key: Key) -> None:
         self._throttles.labels(key[0], key[1], "overflow").inc()
 
-    def forget(self, key: FunctionKey) -> None:
+    def forget(self, key: Key) -> None:
         """Drop a deleted Function's series."""
         self._answers.pop(key, None)
         for family in (self._cold_starts, self._cold_start_duration):

@@ -1,21 +1,17 @@
-"""Values shared along the activator's request path, and the one seam every part invokes through.
+"""What the activator needs to know about a Function, built once per change of the Function.
 
-``FunctionConfig`` is what the activator needs of a Function's spec, built once per change of the
-Function (``FunctionConfig.from_api``); ``Invoker`` is how the HTTP front, the invoke API and the
-asynchronous queue all reach a function: they hand over an event and get the pod's answer, or an
-``InvokeRejected`` that says why the activator could not place it.
+``FunctionConfig.from_api`` reads it off the typed Function; every part of the request path
+(routes, admission, the proxy, the asynchronous queue) takes it from the activator's view of the
+Functions (``lambdalet.activator.kube``). How the parts invoke a function is the shared contract
+``lambdalet.contracts.invocation``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
 
 from lambdalet.api.function import DestinationType, EventFormat, Exposure, Function
-
-# (namespace, name) of a Function.
-FunctionKey = tuple[str, str]
+from lambdalet.contracts.keys import Key
 
 
 @dataclass(frozen=True)
@@ -44,7 +40,7 @@ class FunctionConfig:
     uid: str = ""  # the Function's, for the Events about it
 
     @property
-    def key(self) -> FunctionKey:
+    def key(self) -> Key:
         return (self.namespace, self.name)
 
     @classmethod
@@ -68,48 +64,3 @@ class FunctionConfig:
             public=spec.http.exposure == Exposure.PUBLIC,
             uid=function.metadata.uid or "",
         )
-
-
-@dataclass(frozen=True)
-class InvokeResult:
-    """A pod's answer to one invocation (the agent's invoke API, see runtime-images/agent)."""
-
-    status: int  # 200 for a result or a function error; 502 for an init error
-    body: bytes  # the handler's payload, or the error document
-    request_id: str
-    function_error: str | None = None  # X-Amz-Function-Error ("Unhandled") when the handler failed
-    headers: Mapping[str, str] = field(default_factory=dict)  # other headers of the answer
-
-    @property
-    def failed(self) -> bool:
-        """The invocation did not succeed: a function error, or the pod could not run it."""
-        return self.function_error is not None or self.status >= 300
-
-
-class InvokeRejected(Exception):
-    """The activator could not place an invocation; ``status`` and ``error_type`` say why.
-
-    429 TooManyRequestsException (reserved concurrency), 503 ServiceUnavailable (cold-start
-    buffer full, no such function, shutting down), 504 (no pod became ready before the deadline),
-    502 (the pod's connection failed).
-    """
-
-    def __init__(self, status: int, error_type: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error_type = error_type
-        self.message = message
-
-
-class Invoker(Protocol):
-    """Invoke a function with an event (the request body the agent's invoke API takes)."""
-
-    async def invoke(
-        self,
-        key: FunctionKey,
-        payload: bytes,
-        *,
-        request_id: str,
-        headers: Mapping[str, str] | None = None,
-        deadline: float | None = None,  # loop.time() by which a pod must have taken it
-    ) -> InvokeResult: ...

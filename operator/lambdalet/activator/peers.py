@@ -10,8 +10,8 @@ shares never exceeds the cap. This module is the I/O around it:
   this process's identity, ``<pod>/<random>``, and annotation ``lambdalet.dev/acks`` lists the
   members it counts, written as soon as its load of every capped Function is within its share
   counting them (checked every ``SETTLE_POLL`` seconds while that differs from what it wrote).
-* It watches the activator Leases of that namespace (``lambdalet.leases``: live while seen
-  renewed within their duration, on this process's own clock).
+* It watches the activator Leases of that namespace (``lambdalet.contracts.leases``: live while
+  seen renewed within their duration, on this process's own clock).
 * When its own renewals fail for two thirds of the duration (10 s), it stops admitting capped
   invocations (fenced) — before any peer can see its Lease lapse — and takes a new identity, so
   it rejoins as a newcomer once it can write again.
@@ -45,9 +45,9 @@ from prometheus_client.registry import Collector
 
 from lambdalet.activator.model import FunctionConfig
 from lambdalet.activator.quota import Gone, Peer, View
+from lambdalet.contracts.leases import LEASE_API_VERSION, REPLACED_MEMORY, Liveness, parse
 from lambdalet.k8s import KubeClient, KubeError, NotFound
 from lambdalet.k8s.watch import informer
-from lambdalet.leases import LEASE_API_VERSION, REPLACED_MEMORY, Liveness, parse
 
 log = logging.getLogger("lambdalet.activator")
 

@@ -1,6 +1,6 @@
 """The activator's invoker: places each invocation on a ready pod, holding it while none can serve.
 
-Where it sits: ``app`` (HTTP front and invoke API) and ``asyncq`` call ``Proxy.invoke`` with an
+Where it sits: ``app`` (HTTP front and invoke API) and ``asyncinvoke`` call ``Proxy.invoke`` with an
 event; ``kube`` and the announcement endpoint keep each Function's config and pods current
 (``set_config``, ``set_ready``, ``announce``, ``withdraw``); ``stats`` reads ``snapshot`` once a
 second for the autoscaler. ``admission`` decides; this module keeps the counts and the waiters.
@@ -39,8 +39,10 @@ from typing import Protocol
 from lambdalet.activator.admission import Verdict, admit, least_loaded
 from lambdalet.activator.forward import Forwarder
 from lambdalet.activator.metrics import Metrics
-from lambdalet.activator.model import FunctionConfig, FunctionKey, InvokeRejected, InvokeResult
+from lambdalet.activator.model import FunctionConfig
 from lambdalet.activator.upstream import ConnectFailed, ExchangeFailed, Pool, StaleConnection
+from lambdalet.contracts.invocation import InvokeRejected, InvokeResult
+from lambdalet.contracts.keys import Key
 
 log = logging.getLogger("lambdalet.activator")
 
@@ -144,7 +146,7 @@ class Proxy:
         self,
         pool: Pool,
         *,
-        poke: Callable[[FunctionKey], None],
+        poke: Callable[[Key], None],
         metrics: Metrics,
         limits: ProxyLimits | None = None,
         shares: Shares | None = None,
@@ -158,14 +160,14 @@ class Proxy:
         self._metrics = metrics
         self._poke = poke
         self._limits = limits or ProxyLimits()
-        self._targets: dict[FunctionKey, Target] = {}
+        self._targets: dict[Key, Target] = {}
         # Ready addresses seen before their Function (the watches are independent).
-        self._early_ready: dict[FunctionKey, dict[str, int]] = {}
+        self._early_ready: dict[Key, dict[str, int]] = {}
         self._loop = asyncio.get_running_loop()
 
     # -- what kube and the announcement endpoint tell us ----------------------------------------
 
-    def config(self, key: FunctionKey) -> FunctionConfig | None:
+    def config(self, key: Key) -> FunctionConfig | None:
         target = self._targets.get(key)
         return target.config if target else None
 
@@ -182,7 +184,7 @@ class Proxy:
             pod.capacity = config.per_instance
         self._dispatch(target)
 
-    def remove(self, key: FunctionKey) -> None:
+    def remove(self, key: Key) -> None:
         target = self._targets.pop(key, None)
         if target is None:
             return
@@ -191,7 +193,7 @@ class Proxy:
         self._metrics.forget(key)
         self._reject_waiters(target, InvokeRejected(404, "ResourceNotFoundException", "deleted"))
 
-    def set_ready(self, key: FunctionKey, ready: Mapping[str, int]) -> None:
+    def set_ready(self, key: Key, ready: Mapping[str, int]) -> None:
         """The EndpointSlices' ready addresses (ip -> port) of the Function, all of them."""
         target = self._targets.get(key)
         if target is None:
@@ -218,7 +220,7 @@ class Proxy:
                 self._drop(target, pod)
         self._dispatch(target)
 
-    def announce(self, key: FunctionKey, ip: str, port: int) -> bool:
+    def announce(self, key: Key, ip: str, port: int) -> bool:
         """A verified pod whose runtime is ready; False when the Function is unknown."""
         target = self._targets.get(key)
         if target is None:
@@ -231,7 +233,7 @@ class Proxy:
         self._dispatch(target)
         return True
 
-    def withdraw(self, key: FunctionKey, ip: str) -> None:
+    def withdraw(self, key: Key, ip: str) -> None:
         """A pod that is stopping: no new invocations."""
         target = self._targets.get(key)
         if target is None:
@@ -242,7 +244,7 @@ class Proxy:
         if pod is not None:
             self._drop(target, pod)
 
-    def init_failed(self, key: FunctionKey, ip: str, error: bytes) -> bool:
+    def init_failed(self, key: Key, ip: str, error: bytes) -> bool:
         """A verified pod whose init failed with ``error``; False when the Function is
         unknown. With no pod to route to, the held requests get the error now."""
         target = self._targets.get(key)
@@ -259,7 +261,7 @@ class Proxy:
 
     async def invoke(
         self,
-        key: FunctionKey,
+        key: Key,
         payload: bytes,
         *,
         request_id: str,
@@ -469,7 +471,7 @@ class Proxy:
         if load:
             target.busy_in_period = True
 
-    def snapshot(self, period: float) -> list[tuple[FunctionKey, float, int]]:
+    def snapshot(self, period: float) -> list[tuple[Key, float, int]]:
         """Per Function with load in the last ``period`` seconds: (key, average load, held now).
 
         The average is in-flight plus held, weighted by time, over the period. E.g. in a 1 s
@@ -485,7 +487,7 @@ class Proxy:
             target.busy_in_period = target.load > 0
         return out
 
-    def cold_starts(self) -> dict[FunctionKey, float]:
+    def cold_starts(self) -> dict[Key, float]:
         """The cold starts that ended since the last call: seconds from a Function's first held
         request to an instance taking it (the latest one, when there were several)."""
         out = {}
@@ -500,7 +502,7 @@ class Proxy:
         ``peers`` to know when this activator is within new shares."""
         return ((t.config, t.load) for t in self._targets.values() if t.config.reserved is not None)
 
-    def loads(self) -> Iterable[tuple[FunctionKey, int, int]]:
+    def loads(self) -> Iterable[tuple[Key, int, int]]:
         """(key, in flight, held) for every Function, for the metrics endpoint."""
         return ((key, t.in_flight, len(t.waiters)) for key, t in self._targets.items())
 

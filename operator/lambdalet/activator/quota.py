@@ -42,14 +42,15 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
-from lambdalet.activator.model import FunctionConfig, FunctionKey
+from lambdalet.activator.model import FunctionConfig
+from lambdalet.contracts.keys import Key
 
 # Over a crashed member's Lease lapse and the Function's timeout: the agent's own margin to stop a
 # timed-out runtime, and clocks of two machines that tick at slightly different rates.
 LINGER_MARGIN = 5.0
 
 
-def share(reserved: int, key: FunctionKey, members: Collection[str], me: str) -> int:
+def share(reserved: int, key: Key, members: Collection[str], me: str) -> int:
     """``me``'s part of ``reserved`` split over ``members`` (see the module docstring)."""
     if me not in members or reserved <= 0:
         return 0
@@ -60,7 +61,7 @@ def share(reserved: int, key: FunctionKey, members: Collection[str], me: str) ->
 
 
 @lru_cache(maxsize=4096)
-def _ranked(key: FunctionKey, members: frozenset[str]) -> tuple[str, ...]:
+def _ranked(key: Key, members: frozenset[str]) -> tuple[str, ...]:
     """The members in the Function's rendezvous order (highest hash first)."""
 
     def weight(member: str) -> bytes:

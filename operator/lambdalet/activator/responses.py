@@ -39,8 +39,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from lambdalet.activator.model import InvokeResult
 from lambdalet.api.function import EventFormat
+from lambdalet.contracts.invocation import InvokeResult
 
 
 @dataclass(frozen=True)

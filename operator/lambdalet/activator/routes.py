@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 
 from lambdalet.activator.events import Route
-from lambdalet.activator.model import FunctionKey
+from lambdalet.contracts.keys import Key
 
 INVOKE_PREFIX = "/2015-03-31/functions/"
 INVOKE_SUFFIX = "/invocations"
@@ -29,7 +29,7 @@ LATEST = "$LATEST"
 
 @dataclass(frozen=True)
 class InvokeRoute:
-    key: FunctionKey
+    key: Key
 
 
 class RouteError(ValueError):
@@ -40,7 +40,7 @@ def _label(value: str) -> bool:
     return _LABEL.fullmatch(value) is not None
 
 
-def function_name(value: str, default_namespace: str) -> FunctionKey:
+def function_name(value: str, default_namespace: str) -> Key:
     """The Function an Invoke API ``FunctionName`` means (see the module docstring)."""
     text = value.replace("%3A", ":").replace("%3a", ":").replace("%24", "$")
     if text.startswith("arn:"):

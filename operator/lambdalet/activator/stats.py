@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import httpx
 
-from lambdalet.activator.model import FunctionKey
+from lambdalet.contracts.keys import Key
 
 log = logging.getLogger("lambdalet.activator")
 
@@ -39,9 +39,9 @@ REPORT_SECONDS = 1.0
 MAX_POKES_IN_FLIGHT = 64
 TIMEOUT = httpx.Timeout(2.0)
 
-Snapshot = Callable[[float], list[tuple[FunctionKey, float, int]]]
-QueueDepth = Callable[[FunctionKey], Awaitable[int]]
-ColdStarts = Callable[[], Mapping[FunctionKey, float]]
+Snapshot = Callable[[float], list[tuple[Key, float, int]]]
+QueueDepth = Callable[[Key], Awaitable[int]]
+ColdStarts = Callable[[], Mapping[Key, float]]
 
 
 class Reporter:
@@ -63,14 +63,14 @@ class Reporter:
         self._pokes: set[asyncio.Task[None]] = set()
         self.failures = 0  # reports and pokes the autoscaler did not take (for tests and logs)
 
-    def poke(self, key: FunctionKey) -> None:
+    def poke(self, key: Key) -> None:
         if len(self._pokes) >= MAX_POKES_IN_FLIGHT:
             return
         task = asyncio.get_running_loop().create_task(self._send_poke(key))
         self._pokes.add(task)
         task.add_done_callback(self._pokes.discard)
 
-    async def _send_poke(self, key: FunctionKey) -> None:
+    async def _send_poke(self, key: Key) -> None:
         await self._post("/v1/poke", {"namespace": key[0], "name": key[1]})
 
     async def run(self) -> None:

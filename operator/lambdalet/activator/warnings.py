@@ -18,8 +18,8 @@ from collections.abc import Callable
 
 from lambdalet.activator.model import FunctionConfig
 from lambdalet.api.common import GROUP, VERSION
-from lambdalet.controller.events import post_warning
-from lambdalet.controller.status import Problem
+from lambdalet.contracts.events import post_warning
+from lambdalet.contracts.problems import Problem
 from lambdalet.k8s import KubeClient, KubeError
 
 log = logging.getLogger("lambdalet.activator")

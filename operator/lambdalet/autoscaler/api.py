@@ -30,7 +30,7 @@ from lambdalet.autoscaler.reports import (
     parse_poke,
     parse_stats,
 )
-from lambdalet.controller.children import Key
+from lambdalet.contracts.keys import Key
 
 log = logging.getLogger("lambdalet.autoscaler")
 

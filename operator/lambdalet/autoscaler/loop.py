@@ -1,10 +1,10 @@
 """The autoscaler loop: the thin shell that feeds ``decide`` and writes Deployments' scale.
 
-Where it sits: inside the operator process, next to the reconcilers (``lambdalet.controller``).
-The HTTP endpoint (``lambdalet.autoscaler.api``) hands it the activators' reports and cold-start
-pokes; the reconcilers' state gives it the latest Function bodies and kopf's index of their
-Deployments; it patches ``spec.replicas`` through the scale subresource as the
-``lambdalet-autoscaler`` field manager, the only writer of that field.
+Where it sits: inside the operator process, next to the reconcilers (``lambdalet.controller``),
+which build it over their state (the latest Function bodies and kopf's index of their
+Deployments) and start it. The HTTP endpoint (``lambdalet.autoscaler.api``) hands it the
+activators' reports and cold-start pokes; it patches ``spec.replicas`` through the scale
+subresource as the ``lambdalet-autoscaler`` field manager, the only writer of that field.
 
 Every tick (``LAMBDALET_AUTOSCALER_TICK_SECONDS``) each known Function takes a turn (``step``; a
 Function resting at zero with nothing reported is passed over, see ``step.resting``); a poke
@@ -37,10 +37,9 @@ from lambdalet.autoscaler.policy import Policy, PolicyError
 from lambdalet.autoscaler.reports import StatsReport
 from lambdalet.autoscaler.signals import Signals
 from lambdalet.autoscaler.step import Step, Tracked, resting, step
-from lambdalet.controller.children import Key, named
-from lambdalet.controller.reconcile import parse
-from lambdalet.controller.reconciler import OperatorState
-from lambdalet.controller.status import DeploymentState
+from lambdalet.contracts.deployments import DeploymentState
+from lambdalet.contracts.keys import Key
+from lambdalet.contracts.problems import parse_function
 from lambdalet.k8s import KubeError, NotFound
 from lambdalet.settings import Settings
 
@@ -73,7 +72,7 @@ class Autoscaler:
         cold_start: Callable[[Key, float], None] | None = None,
     ) -> None:
         """``cold_start`` hears each cold start a report names, for a Function ``functions``
-        knows (the status writer, ``lambdalet.controller.coldstarts``)."""
+        knows (the status writer, ``lambdalet.controller.functions.coldstarts``)."""
         self._cold_start = cold_start
         self._settings = settings
         self._functions = functions
@@ -206,7 +205,7 @@ class Autoscaler:
         if cached is not None and cached[0] == version:
             return cached[1]
         policy = None
-        parsed = parse(body)
+        parsed = parse_function(body)
         if isinstance(parsed, Function):  # an invalid spec is reported by the reconciler
             try:
                 policy = replace(
@@ -267,29 +266,3 @@ class Autoscaler:
         tracked = self._tracked.get(key)
         if tracked is not None:
             self._tracked[key] = tracked.failed()
-
-
-def for_operator(
-    state: OperatorState, *, cold_start: Callable[[Key, float], None] | None = None
-) -> Autoscaler:
-    """The autoscaler over the reconcilers' state: their Functions, index and client."""
-
-    async def write(namespace: str, deployment: str, replicas: int) -> None:
-        await state.client.apply_scale(
-            namespace, deployment, replicas, field_manager=names.AUTOSCALER_FIELD_MANAGER
-        )
-
-    def deployment(key: Key) -> DeploymentState | None:
-        index = state.indexes.get("deployments")  # filled by the first Function event
-        if index is None:
-            return None
-        found: DeploymentState | None = named(index.get(key, ()), names.deployment(key[1]))
-        return found
-
-    return Autoscaler(
-        settings=state.settings,
-        functions=state.functions,
-        deployment=deployment,
-        write=write,
-        cold_start=cold_start,
-    )

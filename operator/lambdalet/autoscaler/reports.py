@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from lambdalet.controller.children import Key
+from lambdalet.contracts.keys import Key
 
 # A report names at most this many Functions; at some 90 bytes an entry they fit the body limit.
 MAX_FUNCTIONS_PER_REPORT = 4096

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from lambdalet.autoscaler.reports import StatsReport
 from lambdalet.autoscaler.windows import Sample
-from lambdalet.controller.children import Key
+from lambdalet.contracts.keys import Key
 
 # More activator pods than any installation runs; reports from further reporters are dropped.
 MAX_REPORTERS = 256

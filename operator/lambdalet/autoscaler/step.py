@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from lambdalet.autoscaler.decide import Decision, Observations, State, decide
 from lambdalet.autoscaler.policy import Policy
 from lambdalet.autoscaler.signals import Signal
-from lambdalet.controller.status import DeploymentState
+from lambdalet.contracts.deployments import DeploymentState
 
 # How long a write is trusted over an index that has not shown it; a watch event normally
 # arrives within a second, and kopf relists after a broken watch.

@@ -4,41 +4,38 @@ EventSources.
 Only ``on.event`` handlers and indexes are used: kopf's change handlers, timers and daemons would
 put finalizers and annotations on every Function and EventSource (writes the operator must not
 make). A handler records the latest object and puts its key on a work queue; the workers in
-``lambdalet.controller.reconciler`` (Functions) and ``lambdalet.controller.eventsources`` do the
-rest. kopf guarantees the indexes are filled from the initial listing before any handler runs, so
-a restarted operator sees every existing child and every existing Function. A Function created or
-deleted also queues the EventSources that name it. The startup handler also starts the autoscaler
-(``lambdalet.autoscaler.loop``) and its endpoint, and the watch of the event dispatchers' Leases
-(``lambdalet.controller.dispatchers``).
+``lambdalet.controller.functions.reconciler`` (Functions) and
+``lambdalet.controller.eventsources.reconciler`` do the rest. kopf guarantees the indexes are filled
+from the initial listing before any handler runs, so a restarted operator sees every existing child
+and every existing Function. A Function created or deleted also queues the EventSources that name
+it. The startup handler also starts the autoscaler (``lambdalet.autoscaler.loop``) and its endpoint,
+and the watch of the event dispatchers' Leases (``lambdalet.controller.eventsources.dispatchers``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import kopf
 
-from lambdalet import namespaces
+from lambdalet import names, namespaces
 from lambdalet.api.common import GROUP, VERSION
 from lambdalet.autoscaler import api as autoscaler_api
-from lambdalet.autoscaler import loop as autoscaler_loop
-from lambdalet.controller import dispatchers, eventsources, reconciler
-from lambdalet.controller.children import (
-    MANAGED,
-    Key,
-    child_state,
-    deployment_state,
-    function_key,
-)
-from lambdalet.controller.coldstarts import ColdStartWriter
-from lambdalet.controller.eventsources import EventSourceState
-from lambdalet.controller.reconcile import ChildState
-from lambdalet.controller.reconciler import OperatorState
-from lambdalet.controller.status import DeploymentState
+from lambdalet.autoscaler.loop import Autoscaler
+from lambdalet.contracts.deployments import DeploymentState, deployment_state, named
+from lambdalet.contracts.keys import Key
+from lambdalet.controller.eventsources import dispatchers
+from lambdalet.controller.eventsources import reconciler as eventsources
+from lambdalet.controller.eventsources.reconciler import EventSourceState
+from lambdalet.controller.functions import reconciler
+from lambdalet.controller.functions.children import MANAGED, child_state, function_key
+from lambdalet.controller.functions.coldstarts import ColdStartWriter
+from lambdalet.controller.functions.plan import ChildState
+from lambdalet.controller.functions.reconciler import OperatorState
 
 
 def served(namespace: str | None, memo: Any, **_: Any) -> bool:
@@ -114,7 +111,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.tasks = []
     # The operator runs as one instance (kopf standalone), so it always leads the autoscaler.
     cold_starts = ColdStartWriter(state.client, state.functions)
-    autoscaler = autoscaler_loop.for_operator(state, cold_start=cold_starts.report)
+    autoscaler = _autoscaler(state, cold_start=cold_starts.report)
     memo.autoscaler = autoscaler
     memo.autoscaler_api = None
     port = state.settings.autoscaler_port
@@ -193,3 +190,29 @@ async def on_eventsource(
         eventsources.forget(sources, key)
         return
     eventsources.track(sources, key, dict(body))
+
+
+def _autoscaler(
+    state: OperatorState, *, cold_start: Callable[[Key, float], None] | None = None
+) -> Autoscaler:
+    """The autoscaler over the reconcilers' state: their Functions, index and client."""
+
+    async def write(namespace: str, deployment: str, replicas: int) -> None:
+        await state.client.apply_scale(
+            namespace, deployment, replicas, field_manager=names.AUTOSCALER_FIELD_MANAGER
+        )
+
+    def deployment(key: Key) -> DeploymentState | None:
+        index = state.indexes.get("deployments")  # filled by the first Function event
+        if index is None:
+            return None
+        found: DeploymentState | None = named(index.get(key, ()), names.deployment(key[1]))
+        return found
+
+    return Autoscaler(
+        settings=state.settings,
+        functions=state.functions,
+        deployment=deployment,
+        write=write,
+        cold_start=cold_start,
+    )

@@ -27,8 +27,8 @@ from kopf._core.engines import peering  # noqa: E402 - kopf exports no public na
 
 from lambdalet import namespaces  # noqa: E402
 from lambdalet.controller import handlers  # noqa: E402, F401 - registers the handlers
+from lambdalet.controller.functions.reconciler import OperatorState  # noqa: E402
 from lambdalet.controller.leader import LeaderElector, label_pod  # noqa: E402
-from lambdalet.controller.reconciler import OperatorState  # noqa: E402
 from lambdalet.k8s import KubeClient, load_connection  # noqa: E402
 from lambdalet.settings import Settings  # noqa: E402
 

@@ -3,7 +3,7 @@
 Parts: ``membership`` (this replica's Lease, so the operator assigns EventSources to it),
 ``supervisor`` (informers of EventSources and Functions, a runner per assigned EventSource,
 queue depths to the autoscaler), the shared ``invoker`` (the activator's Invoke API), and one
-HTTP endpoint (aiohttp): bucket notifications (``s3_receiver``), ``/metrics``, ``/healthz``,
+HTTP endpoint (aiohttp): bucket notifications (``receiver``), ``/metrics``, ``/healthz``,
 ``/readyz`` (ready once the informers have listed and the Lease is written).
 
 SIGTERM stops the runners gracefully (each settles the batch in hand), then deletes the Lease so
@@ -21,15 +21,16 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from lambdalet.activator.kube import SecretTokens
-from lambdalet.activator.model import FunctionKey, InvokeResult
-from lambdalet.dispatcher.invoker import ActivatorInvoker, InvokerSettings, invoke_timeout
-from lambdalet.dispatcher.membership import Membership
+from lambdalet.contracts.invocation import InvokeResult
+from lambdalet.contracts.keys import Key
+from lambdalet.contracts.secrets import SecretTokens
+from lambdalet.dispatcher.delivery.invoker import ActivatorInvoker, InvokerSettings, invoke_timeout
 from lambdalet.dispatcher.metrics import DispatcherCollector
-from lambdalet.dispatcher.runners import Context
-from lambdalet.dispatcher.s3_receiver import S3Receiver, serve
+from lambdalet.dispatcher.replica.membership import Membership
+from lambdalet.dispatcher.replica.runners import Context
+from lambdalet.dispatcher.replica.supervisor import Supervisor
+from lambdalet.dispatcher.s3.receiver import S3Receiver, serve
 from lambdalet.dispatcher.settings import DispatcherSettings
-from lambdalet.dispatcher.supervisor import Supervisor
 from lambdalet.k8s import KubeClient, load_connection
 from lambdalet.signals import stop_on_signals
 
@@ -45,7 +46,7 @@ async def dispatch(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
     tokens = SecretTokens(client)
     supervisor: Supervisor | None = None
 
-    async def authorization(function: FunctionKey) -> str | None:
+    async def authorization(function: Key) -> str | None:
         """A Function with http.auth asks the dispatcher for its token too (the activator
         checks the Invoke API as it checks HTTP routes); read from its Secret, cached 10 s."""
         ref = supervisor.auth_secret(function) if supervisor is not None else None
@@ -56,7 +57,7 @@ async def dispatch(env: Mapping[str, str], *, stop: asyncio.Event | None = None)
         authorization=authorization,
     )
 
-    async def invoke(function: FunctionKey, payload: bytes) -> bool:
+    async def invoke(function: Key, payload: bytes) -> bool:
         answer = await invoker.invoke(function, payload, timeout=S3_INVOKE_TIMEOUT)
         return isinstance(answer, InvokeResult) and not answer.failed
 

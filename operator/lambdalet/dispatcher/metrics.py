@@ -26,10 +26,10 @@ from collections.abc import Callable, Iterator, Mapping
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from lambdalet.dispatcher.delivery import DeliveryStats
+from lambdalet.contracts.keys import Key
+from lambdalet.dispatcher.delivery.loop import DeliveryStats
 from lambdalet.outcomes import Outcome
 
-Key = tuple[str, str]
 Snapshot = Callable[[], list[tuple[Key, str, DeliveryStats | None]]]
 Outcomes = Callable[[], Mapping[tuple[Key, Outcome], int]]
 OUTCOMES = ("received", "acked", "retried", "dead_lettered", "dropped")

@@ -1,0 +1,82 @@
+"""Writes each Function's ``status.lastColdStartSeconds`` from the cold starts activators report.
+
+Where it sits: the activators measure a cold start (first held request -> an instance taking
+it) and name it once in their next load report (``lambdalet.activator.stats``); the autoscaler's
+endpoint parses it (``lambdalet.autoscaler.reports``) and its loop hands it here (``report``).
+This module keeps the latest figure per Function and one task (``run``) writes it with a merge
+patch of the status subresource, when ``status.cold_start_update`` says it changes the stored
+value (rounded to 10 ms). So a Function costs one status write per cold start (one per activator
+that held requests for it, at most), none per request, and nothing while it is warm.
+
+Bounded: one pending figure and one written figure per Function the operator knows (a newer
+report replaces an unwritten one); writes go one at a time. A failed write is logged and
+dropped: the next cold start brings a new figure. The reconciler never writes the field (see
+``status``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from lambdalet.api.common import GROUP, VERSION
+from lambdalet.contracts.keys import Key
+from lambdalet.controller.functions.status import cold_start_update
+from lambdalet.k8s import KubeClient, KubeError, NotFound
+
+log = logging.getLogger("lambdalet.operator")
+
+
+class ColdStartWriter:
+    def __init__(self, client: KubeClient, functions: Mapping[Key, Mapping[str, Any]]) -> None:
+        """``functions``: the latest body of every known Function (the reconcilers' state)."""
+        self._client = client
+        self._functions = functions
+        self._pending: dict[Key, float] = {}
+        # What this writer last wrote: the body in ``functions`` shows it only once the watch
+        # has brought the write back, and a second activator's report may come before that.
+        self._written: dict[Key, float] = {}
+        self._wake = asyncio.Event()
+
+    def report(self, key: Key, seconds: float) -> None:
+        """A cold start of ``seconds`` for ``key`` (a Function ``functions`` holds)."""
+        if key in self._functions:
+            self._pending[key] = seconds
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Write pending figures until cancelled."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                key = next(iter(self._pending))
+                try:
+                    await self._write(key, self._pending.pop(key))
+                except Exception:  # a bug must not stop the writes of every other Function
+                    log.exception("%s/%s: writing lastColdStartSeconds failed", *key)
+
+    async def _write(self, key: Key, seconds: float) -> None:
+        body = self._functions.get(key)
+        if body is None:
+            self._written.pop(key, None)
+            return  # deleted meanwhile
+        stored = self._written.get(key, (body.get("status") or {}).get("lastColdStartSeconds"))
+        value = cold_start_update(seconds, stored if isinstance(stored, int | float) else None)
+        if value is None:
+            return
+        for gone in [known for known in self._written if known not in self._functions]:
+            del self._written[gone]
+        namespace, name = key
+        try:
+            await self._client.patch_status(
+                f"{GROUP}/{VERSION}", "Function", namespace, name, {"lastColdStartSeconds": value}
+            )
+        except NotFound:
+            return
+        except KubeError as exc:
+            log.warning("%s/%s: writing lastColdStartSeconds %.2f failed: %s", *key, value, exc)
+            return
+        self._written[key] = value
