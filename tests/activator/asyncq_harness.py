@@ -1,18 +1,16 @@
-"""Shared pieces of the asyncq component tests: a scripted invoker, a running worker, waits.
+"""Shared pieces of the asyncq component tests: Functions, answers, a running worker.
 
-The invoker stands where the activator's proxy stands (the seam every part invokes through),
-so everything on the Redis side is real. Retry delays are shrunk (0.1 s base); every wait is
-bounded.
+The invoker (``tests.kit.invokers.ScriptedInvoker``) stands where the activator's proxy stands
+(the seam every part invokes through), so everything on the Redis side is real. Retry delays are
+shrunk (0.1 s base); every wait is bounded.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import cast
 
 import pytest
@@ -21,6 +19,8 @@ import redis.asyncio
 from lambdalet.activator.asyncpolicy import RetryPolicy
 from lambdalet.activator.asyncq import AsyncQueue, AsyncQueueOptions
 from lambdalet.activator.model import FunctionConfig, FunctionKey, InvokeRejected, InvokeResult
+from tests.kit.invokers import ScriptedInvoker
+from tests.kit.wait import wait_for_async
 
 NS = "team"
 FAST = AsyncQueueOptions(
@@ -32,7 +32,6 @@ FAST = AsyncQueueOptions(
 )
 WAIT = 10.0  # seconds any one condition may take
 ERROR_BODY = b'{"errorMessage": "boom", "errorType": "Exception"}'
-Answer = InvokeResult | Exception
 
 
 def fn(name: str, **kwargs: object) -> FunctionConfig:
@@ -51,73 +50,6 @@ def error() -> InvokeResult:
 
 def throttle() -> InvokeRejected:
     return InvokeRejected(429, "TooManyRequestsException", "reserved concurrency reached")
-
-
-@dataclass
-class Call:
-    key: FunctionKey
-    payload: bytes
-    request_id: str
-    headers: Mapping[str, str]
-    at: float  # loop time
-
-
-@dataclass
-class ScriptedInvoker:
-    """Answers each function's calls from its script, then with ``default``; can hold calls."""
-
-    scripts: dict[str, list[Answer]] = field(default_factory=dict)
-    default: Callable[[], Answer] = ok
-    gate: asyncio.Event | None = None  # when set, calls wait for it
-    calls: list[Call] = field(default_factory=list)
-    in_flight: int = 0
-    max_in_flight: int = 0
-
-    async def invoke(
-        self,
-        key: FunctionKey,
-        payload: bytes,
-        *,
-        request_id: str,
-        headers: Mapping[str, str] | None = None,
-        deadline: float | None = None,
-    ) -> InvokeResult:
-        loop = asyncio.get_running_loop()
-        assert deadline is not None
-        assert deadline > loop.time()
-        self.calls.append(Call(key, payload, request_id, dict(headers or {}), loop.time()))
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            if self.gate is not None:
-                await self.gate.wait()
-            script = self.scripts.get(key[1], [])
-            answer = script.pop(0) if script else self.default()
-            if isinstance(answer, Exception):
-                raise answer
-            return InvokeResult(
-                answer.status, answer.body, request_id, answer.function_error, answer.headers
-            )
-        finally:
-            self.in_flight -= 1
-
-    def ids(self, name: str) -> list[str]:
-        return [call.request_id for call in self.calls if call.key == (NS, name)]
-
-
-async def wait_for(predicate: Callable[[], object], what: str, seconds: float = WAIT) -> None:
-    """Poll ``predicate`` (sync, or returning an awaitable) until true, for at most ``seconds``."""
-    try:
-        async with asyncio.timeout(seconds):
-            while True:
-                value = predicate()
-                if inspect.isawaitable(value):
-                    value = await value
-                if value:
-                    return
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        pytest.fail(f"timed out after {seconds} s waiting for {what}")
 
 
 async def depth_is(queue: AsyncQueue, key: FunctionKey, expected: int) -> bool:
@@ -167,7 +99,9 @@ async def entries(client: redis.asyncio.Redis, stream: str) -> list[dict[bytes, 
 
 
 async def record_in(client: redis.asyncio.Redis, stream: str) -> dict[str, object]:
-    await wait_for(lambda: client.xlen(stream), f"a record in {stream}")
+    await wait_for_async(
+        lambda: client.xlen(stream), WAIT, what=f"a record in {stream}", interval=0.01
+    )
     (fields,) = await entries(client, stream)
     record: dict[str, object] = json.loads(fields[b"record"])
     assert fields[b"requestId"] == record["requestContext"]["requestId"].encode()  # type: ignore[index]

@@ -18,7 +18,7 @@ from lambdalet.api.function import DestinationType
 from tests.activator.asyncq_harness import (
     FAST,
     NS,
-    ScriptedInvoker,
+    WAIT,
     entries,
     error,
     fn,
@@ -27,8 +27,9 @@ from tests.activator.asyncq_harness import (
     record_in,
     running,
     throttle,
-    wait_for,
 )
+from tests.kit.invokers import ScriptedInvoker
+from tests.kit.wait import wait_for_async
 
 
 async def test_success_invokes_once_and_deletes_the_entry(
@@ -41,9 +42,11 @@ async def test_success_invokes_once_and_deletes_the_entry(
     await queue.enqueue(config, b'{"n": 1}', request_id="req-1", headers=headers)
     assert await queue.depth(config.key) == 1
     async with running(queue):
-        await wait_for(lambda: invoker.calls, "the invocation")
+        await wait_for_async(lambda: invoker.calls, WAIT, what="the invocation", interval=0.01)
         stream = "lambdalet:async:team:hello"
-        await wait_for(lambda: length_is(redis_client, stream, 0), "the ack")
+        await wait_for_async(
+            lambda: length_is(redis_client, stream, 0), WAIT, what="the ack", interval=0.01
+        )
     [call] = invoker.calls
     assert (call.key, call.payload, call.request_id, call.headers) == (
         config.key, b'{"n": 1}', "req-1", headers
@@ -108,9 +111,16 @@ async def test_function_destination_gets_the_record_as_a_new_event(
     queue = make_queue(redis_client, invoker, [source, sink])
     await queue.enqueue(source, b'"payload"', request_id="req-s", headers={})
     async with running(queue):
-        await wait_for(lambda: invoker.ids("sink"), "the destination's invocation")
+        await wait_for_async(
+            lambda: invoker.ids("sink"), WAIT, what="the destination's invocation", interval=0.01
+        )
         stream = "lambdalet:async:team:sink"
-        await wait_for(lambda: length_is(redis_client, stream, 0), "the destination's ack")
+        await wait_for_async(
+            lambda: length_is(redis_client, stream, 0),
+            WAIT,
+            what="the destination's ack",
+            interval=0.01,
+        )
     [call] = [call for call in invoker.calls if call.key == sink.key]
     record = json.loads(call.payload)
     assert record["requestContext"]["requestId"] == "req-s"
@@ -233,8 +243,18 @@ async def test_malformed_entry_goes_to_the_dead_letter_stream(
     await queue.enqueue(config, b"{}", request_id="req-good", headers={})
     await redis_client.xadd("lambdalet:async:team:junk", {"hello": "world"})
     async with running(queue):
-        await wait_for(lambda: redis_client.xlen("lambdalet:dlq:team:junk"), "the dead letter")
-        await wait_for(lambda: length_is(redis_client, "lambdalet:async:team:junk", 0), "acks")
+        await wait_for_async(
+            lambda: redis_client.xlen("lambdalet:dlq:team:junk"),
+            WAIT,
+            what="the dead letter",
+            interval=0.01,
+        )
+        await wait_for_async(
+            lambda: length_is(redis_client, "lambdalet:async:team:junk", 0),
+            WAIT,
+            what="acks",
+            interval=0.01,
+        )
     [fields] = await entries(redis_client, "lambdalet:dlq:team:junk")
     assert fields[b"hello"] == b"world"
     assert b"malformed" in fields[b"error"]

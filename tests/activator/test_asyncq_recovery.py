@@ -11,16 +11,17 @@ import redis.asyncio
 from lambdalet.activator.asyncq import AsyncQueueOptions
 from tests.activator.asyncq_harness import (
     FAST,
-    ScriptedInvoker,
+    WAIT,
     depth_is,
     error,
     fn,
     length_is,
     make_queue,
     running,
-    wait_for,
 )
-from tests.redis_server import RedisServer
+from tests.kit.invokers import ScriptedInvoker
+from tests.kit.servers.redis import RedisServer
+from tests.kit.wait import wait_for_async
 
 GROUP = "lambdalet-activator"
 
@@ -38,7 +39,9 @@ async def test_entries_of_a_killed_worker_are_taken_over(redis_client: redis.asy
     first = make_queue(redis_client, stuck, [config], consumer="a")
     await first.enqueue(config, b'{"k": 1}', request_id="req-k", headers={})
     async with running(first) as worker:
-        await wait_for(lambda: stuck.calls, "the first worker's invocation")
+        await wait_for_async(
+            lambda: stuck.calls, WAIT, what="the first worker's invocation", interval=0.01
+        )
         worker.cancel()  # killed mid-invocation: no answer, no ack
         await asyncio.gather(worker, return_exceptions=True)
     assert await pending(redis_client, stream) == {"a": 1}
@@ -46,8 +49,12 @@ async def test_entries_of_a_killed_worker_are_taken_over(redis_client: redis.asy
     rescuer = ScriptedInvoker()
     second = make_queue(redis_client, rescuer, [config], consumer="b")
     async with running(second):
-        await wait_for(lambda: rescuer.calls, "the second worker's invocation")
-        await wait_for(lambda: length_is(redis_client, stream, 0), "the ack")
+        await wait_for_async(
+            lambda: rescuer.calls, WAIT, what="the second worker's invocation", interval=0.01
+        )
+        await wait_for_async(
+            lambda: length_is(redis_client, stream, 0), WAIT, what="the ack", interval=0.01
+        )
     assert rescuer.ids("victim") == ["req-k"]
     assert rescuer.calls[0].payload == b'{"k": 1}'
     assert await pending(redis_client, stream) == {}
@@ -66,7 +73,7 @@ async def test_restarted_queue_object_finds_stored_and_own_pending_events(
     queue = make_queue(before, stuck, [config], consumer="a", options=slow_claims)
     await queue.enqueue(config, b"1", request_id="req-1", headers={})
     async with running(queue) as worker:
-        await wait_for(lambda: stuck.calls, "the held invocation")
+        await wait_for_async(lambda: stuck.calls, WAIT, what="the held invocation", interval=0.01)
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
     await queue.enqueue(config, b"2", request_id="req-2", headers={})
@@ -79,8 +86,12 @@ async def test_restarted_queue_object_finds_stored_and_own_pending_events(
     assert await restarted.depth(config.key) == 3
     try:
         async with running(restarted):
-            await wait_for(lambda: len(invoker.calls) == 3, "all three invocations")
-            await wait_for(lambda: length_is(redis_client, stream, 0), "the acks")
+            await wait_for_async(
+                lambda: len(invoker.calls) == 3, WAIT, what="all three invocations", interval=0.01
+            )
+            await wait_for_async(
+                lambda: length_is(redis_client, stream, 0), WAIT, what="the acks", interval=0.01
+            )
     finally:
         await after.aclose()
     assert sorted(invoker.ids("durable")) == ["req-1", "req-2", "req-3"]
@@ -99,11 +110,21 @@ async def test_depth_counts_waiting_in_progress_and_delayed(
     await queue.enqueue(b, b"{}", request_id="b-0", headers={})
     assert [await queue.depth(key) for key in (a.key, b.key, c.key)] == [2, 1, 0]
     async with running(queue):
-        await wait_for(lambda: len(invoker.calls) == 3, "three invocations in progress")
+        await wait_for_async(
+            lambda: len(invoker.calls) == 3,
+            WAIT,
+            what="three invocations in progress",
+            interval=0.01,
+        )
         assert [await queue.depth(key) for key in (a.key, b.key)] == [2, 1]  # in progress
         gate.set()
-        await wait_for(lambda: depth_is(queue, b.key, 0), "b done")
-        await wait_for(lambda: length_is(redis_client, "lambdalet:async:team:a", 0), "a delayed")
+        await wait_for_async(lambda: depth_is(queue, b.key, 0), WAIT, what="b done", interval=0.01)
+        await wait_for_async(
+            lambda: length_is(redis_client, "lambdalet:async:team:a", 0),
+            WAIT,
+            what="a delayed",
+            interval=0.01,
+        )
         assert await redis_client.zcard("lambdalet:async-delayed") == 2
         assert await queue.depth(a.key) == 2  # waiting for their retry in a minute
 
@@ -118,16 +139,20 @@ async def test_concurrency_bound_is_honoured(redis_client: redis.asyncio.Redis) 
         for i in range(3):
             await queue.enqueue(config, b"{}", request_id=f"{config.name}-{i}", headers={})
     async with running(queue):
-        await wait_for(lambda: invoker.in_flight >= 2, "two invocations in flight")
+        await wait_for_async(
+            lambda: invoker.in_flight >= 2, WAIT, what="two invocations in flight", interval=0.01
+        )
         # A worker that ignored the bound would start more within a few poll intervals.
         await asyncio.sleep(10 * options.poll_interval)
         assert invoker.max_in_flight == 2
         gate.set()
-        await wait_for(lambda: len(invoker.calls) == 9, "all nine invocations")
+        await wait_for_async(
+            lambda: len(invoker.calls) == 9, WAIT, what="all nine invocations", interval=0.01
+        )
         for config in configs:
             stream = f"lambdalet:async:team:{config.name}"
             empty = functools.partial(length_is, redis_client, stream, 0)
-            await wait_for(empty, f"{stream} empty")
+            await wait_for_async(empty, WAIT, what=f"{stream} empty", interval=0.01)
     assert invoker.max_in_flight == 2
     assert len(set(invoker.ids("x") + invoker.ids("y") + invoker.ids("z"))) == 9
 
@@ -143,8 +168,15 @@ async def test_two_workers_share_the_events(redis_client: redis.asyncio.Redis) -
         await first.enqueue(config, b"{}", request_id=f"req-{i}", headers={})
     async with running(first), running(second):
         # Each takes at most 3 at a time, so both must have taken some.
-        await wait_for(lambda: len(one.calls) == 3 and len(two.calls) == 3, "both busy")
+        await wait_for_async(
+            lambda: len(one.calls) == 3 and len(two.calls) == 3,
+            WAIT,
+            what="both busy",
+            interval=0.01,
+        )
         gate.set()
-        await wait_for(lambda: depth_is(first, config.key, 0), "all done")
+        await wait_for_async(
+            lambda: depth_is(first, config.key, 0), WAIT, what="all done", interval=0.01
+        )
     ids = one.ids("shared") + two.ids("shared")
     assert sorted(ids) == [f"req-{i}" for i in range(6)]  # each exactly once

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,8 @@ from lambdalet.activator.http1 import serve
 from lambdalet.activator.model import FunctionConfig
 from lambdalet.activator.upstream import Pool
 from tests.activator.stack import Stack, start_stack
-from tests.runtime.fixtures import StartAgent
+from tests.kit.servers.agent import StartAgent
+from tests.kit.wait import wait_for_async
 
 pytestmark = pytest.mark.both_loops
 
@@ -83,7 +84,7 @@ async def test_an_invocation_over_the_share_runs_through_the_peer_that_holds_one
     payload = json.dumps({"gate": str(gate)}).encode()
 
     first = asyncio.create_task(pair.origin.client.post(INVOKE, content=payload))
-    await _until(lambda: _in_flight(pair.peer) == 1)
+    await wait_for_async(lambda: _in_flight(pair.peer) == 1, 20.0)
     # The peer's one unit is in use: the next one is refused there, so 429 here.
     second = await pair.origin.client.post(INVOKE, content=payload)
     assert second.status_code == 429
@@ -126,11 +127,3 @@ async def test_without_the_key_the_peer_takes_nothing(pair: Pair) -> None:
 
 def _in_flight(stack: Stack) -> int:
     return sum(flying for _, flying, _ in stack.proxy.loads())
-
-
-async def _until(predicate: Callable[[], bool], within: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not predicate():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)

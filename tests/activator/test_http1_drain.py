@@ -6,13 +6,14 @@ closes what stayed idle, and ``wait_idle`` returns only when nothing is in progr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
 
 from lambdalet.activator.events import HttpRequest, HttpResponse
 from lambdalet.activator.http1 import Connections, serve
+from tests.kit.wait import wait_for_async
 
 
 @dataclass
@@ -64,14 +65,6 @@ async def response(reader: asyncio.StreamReader) -> tuple[str, dict[str, str], b
 
 async def closed(reader: asyncio.StreamReader) -> bool:
     return await asyncio.wait_for(reader.read(1), 5) == b""
-
-
-async def until(condition: Callable[[], bool], within: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 async def test_an_idle_connection_gets_its_next_answer_then_the_close(server: Server) -> None:
@@ -133,7 +126,9 @@ async def test_a_request_half_received_is_not_cut_off(server: Server) -> None:
     reader, writer = await connect(server.port)
     writer.write(b"POST /b HTTP/1.1\r\nhost: test\r\ncontent-length: 10\r\n\r\n01234")
     await writer.drain()
-    await until(lambda: server.connections.busy() == 1)  # the server has the head
+    await wait_for_async(
+        lambda: server.connections.busy() == 1, 10.0, interval=0.01
+    )  # the server has the head
 
     server.connections.drain()
     await asyncio.sleep(0.1)

@@ -15,9 +15,9 @@ import pytest
 
 from lambdalet.activator.proxy import ProxyLimits
 from tests.activator.stack import HANDLER, Stack, start_stack
-from tests.activator.test_proxy import _held, _until
-from tests.runtime.fixtures import StartAgent
-from tests.runtime.harness import Agent
+from tests.activator.test_proxy import _held
+from tests.kit.servers.agent import Agent, StartAgent
+from tests.kit.wait import wait_for_async
 
 pytestmark = pytest.mark.both_loops
 
@@ -44,7 +44,7 @@ async def test_held_requests_get_the_init_error_at_once(
 ) -> None:
     key = stack.function()
     held = [asyncio.create_task(stack.client.post(INVOKE, content=b"{}")) for _ in range(3)]
-    await _until(lambda: _held(stack) == 3)
+    await wait_for_async(lambda: _held(stack) == 3, 5.0, interval=0.01)
     agent, error = broken_agent(start_agent)
     async with httpx.AsyncClient() as client:
         direct = await client.post(
@@ -99,7 +99,7 @@ async def test_the_failed_pod_stopping_clears_it(stack: Stack, start_agent: Star
     held = asyncio.create_task(stack.client.post(INVOKE, content=b"{}"))
 
     # Held for the next pod, whose init is tried afresh.
-    await _until(lambda: _held(stack) == 1)
+    await wait_for_async(lambda: _held(stack) == 1, 5.0, interval=0.01)
     assert stack.pokes == [key]
     good = start_agent({"app.py": HANDLER})
     stack.proxy.announce(key, "127.0.0.1", good.port)

@@ -8,11 +8,11 @@ import logging
 
 import pytest
 
-from e2e.harness.process import free_port
 from lambdalet.activator.http1 import ServerLimits
 from lambdalet.activator.proxy import ProxyLimits
 from tests.activator.stack import HANDLER, StaticTokens, start_stack
-from tests.runtime.fixtures import StartAgent
+from tests.kit.ports import free_port
+from tests.kit.servers.agent import StartAgent
 
 TOKEN = "tok-7f3a9c1e5b"
 WRONG = "tok-wrong-0b1d2e"

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,8 @@ from lambdalet.activator.asyncq import AsyncQueue, AsyncQueueOptions
 from lambdalet.activator.metrics import Metrics
 from lambdalet.activator.proxy import Proxy, ProxyLimits
 from tests.activator.stack import Stack, StaticTokens, start_stack
-from tests.runtime.fixtures import StartAgent
+from tests.kit.servers.agent import StartAgent
+from tests.kit.wait import wait_for_async
 
 pytestmark = pytest.mark.both_loops
 
@@ -190,7 +190,7 @@ async def test_the_asynchronous_worker_counts_each_attempt(
             )
             assert reply.status_code == 202
 
-        await _until(lambda: sum(outcomes(metrics, "async").values()) == 4)
+        await wait_for_async(lambda: sum(outcomes(metrics, "async").values()) == 4, 30.0)
         assert outcomes(metrics, "async") == {
             "success": 1,
             "error": 1,
@@ -203,10 +203,3 @@ async def test_the_asynchronous_worker_counts_each_attempt(
         with contextlib.suppress(asyncio.CancelledError):
             await worker
         await stack.close()
-
-
-async def _until(predicate: Callable[[], bool], seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,8 @@ import pytest
 from lambdalet.activator.http1 import ServerLimits
 from lambdalet.activator.proxy import ProxyLimits
 from tests.activator.stack import HANDLER, Stack, StaticTokens, start_stack
-from tests.runtime.fixtures import StartAgent
+from tests.kit.servers.agent import StartAgent
+from tests.kit.wait import wait_for_async
 
 FILES = {"app.py": HANDLER}
 
@@ -115,7 +116,7 @@ async def test_cold_start_is_held_poked_and_released_when_a_pod_appears(
 ) -> None:
     key = stack.function()
     requests = [asyncio.create_task(stack.client.get(f"/fn/team/hello/r{i}")) for i in range(5)]
-    await _until(lambda: _held(stack) == 5)
+    await wait_for_async(lambda: _held(stack) == 5, 5.0, interval=0.01)
     assert stack.pokes == [key]  # one poke for the whole cold start
 
     agent = start_agent(FILES)
@@ -158,7 +159,7 @@ async def test_hold_queue_overflow_is_503_with_a_reason() -> None:
     try:
         stack.function()
         held = [asyncio.create_task(stack.client.get("/fn/team/hello/")) for _ in range(2)]
-        await _until(lambda: _held(stack) == 2)
+        await wait_for_async(lambda: _held(stack) == 2, 5.0, interval=0.01)
         overflow = await stack.client.get("/fn/team/hello/")
         await asyncio.gather(*held)
     finally:
@@ -180,7 +181,7 @@ async def test_reserved_concurrency_throttles_with_429(
 
     # In flight until the test opens the gate, however busy the machine is.
     slow = asyncio.create_task(stack.client.get("/fn/team/hello/hold", params={"gate": str(gate)}))
-    await _until(lambda: _in_flight(stack) == 1)
+    await wait_for_async(lambda: _in_flight(stack) == 1, 5.0, interval=0.01)
     throttled = await stack.client.get("/fn/team/hello/")
     invoke_throttled = await stack.client.post(
         "/2015-03-31/functions/team:hello/invocations", content=b"{}"
@@ -248,7 +249,9 @@ async def test_a_held_request_goes_to_a_pod_once_it_answers_again(
     agent.stop()
     stack.proxy.set_ready(key, {"127.0.0.2": agent.port})
     request = asyncio.create_task(stack.client.get("/fn/team/hello/again"))
-    await _until(lambda: stack.proxy._targets[key].pods["127.0.0.2"].failures >= 1)
+    await wait_for_async(
+        lambda: stack.proxy._targets[key].pods["127.0.0.2"].failures >= 1, 5.0, interval=0.01
+    )
     revived = start_agent(FILES, env={"LAMBDALET_PORT_NUMBER": str(agent.port)})
 
     response = await request
@@ -404,14 +407,6 @@ async def test_snapshot_reports_time_weighted_load(stack: Stack, start_agent: St
     assert reported[0] == key
     assert 0.6 < reported[1] <= 1.0  # one in flight for most of the period
     assert idle == []
-
-
-async def _until(predicate: Callable[[], bool], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 def _held(stack: Stack) -> int:

@@ -12,7 +12,7 @@ from lambdalet.activator.model import FunctionKey
 from lambdalet.activator.stats import Reporter
 from lambdalet.autoscaler.api import serve
 from lambdalet.autoscaler.reports import FunctionLoad, StatsReport
-from tests.runtime.harness import free_port
+from tests.kit.ports import free_port
 
 HELLO: FunctionKey = ("team", "hello")
 OTHER: FunctionKey = ("team", "other")

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ from lambdalet.activator.metrics import Metrics
 from lambdalet.activator.proxy import Proxy
 from lambdalet.activator.upstream import Pool
 from lambdalet.k8s.client import KubeClient, load_connection
+from tests.kit.wait import wait_for_async
 
 pytestmark = pytest.mark.controlplane
 
@@ -66,14 +66,6 @@ def endpoint_slice(name: str, fn: str, addresses: dict[str, bool]) -> dict[str, 
     }
 
 
-async def _until(predicate: Callable[[], bool], within: float = 15.0) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
-
-
 async def test_functions_and_ready_endpoints_reach_the_proxy(
     crds: Cluster, cp_namespace: str, client: KubeClient
 ) -> None:
@@ -90,21 +82,23 @@ async def test_functions_and_ready_endpoints_reach_the_proxy(
 
         # Created after the listing: seen through the watch.
         crds.apply([function("late", http={"eventFormat": "v1"})], "-n", ns)
-        await _until(lambda: proxy.config((ns, "late")) is not None)
+        await wait_for_async(lambda: proxy.config((ns, "late")) is not None, 15.0)
         crds.apply(
             [endpoint_slice("fn-late-a", "late", {"10.0.0.1": True, "10.0.0.2": False})],
             "-n",
             ns,
         )
-        await _until(lambda: _pods(proxy, ns, "late") == {"10.0.0.1": 8080})
+        await wait_for_async(lambda: _pods(proxy, ns, "late") == {"10.0.0.1": 8080}, 15.0)
 
         crds.apply([endpoint_slice("fn-late-b", "late", {"10.0.0.3": True})], "-n", ns)
-        await _until(lambda: _pods(proxy, ns, "late") == {"10.0.0.1": 8080, "10.0.0.3": 8080})
+        await wait_for_async(
+            lambda: _pods(proxy, ns, "late") == {"10.0.0.1": 8080, "10.0.0.3": 8080}, 15.0
+        )
         crds.kubectl("delete", "endpointslice", "fn-late-a", "-n", ns)
-        await _until(lambda: _pods(proxy, ns, "late") == {"10.0.0.3": 8080})
+        await wait_for_async(lambda: _pods(proxy, ns, "late") == {"10.0.0.3": 8080}, 15.0)
 
         crds.kubectl("delete", "function", "late", "-n", ns)
-        await _until(lambda: proxy.config((ns, "late")) is None)
+        await wait_for_async(lambda: proxy.config((ns, "late")) is None, 15.0)
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

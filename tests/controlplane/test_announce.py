@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 from e2e.harness.cluster import Cluster
-from e2e.harness.wait import wait_for
 from lambdalet.activator.announce import (
     TOKEN_AUDIENCE,
     Announcement,
@@ -40,6 +39,7 @@ from lambdalet.controller.resources import deployment
 from lambdalet.k8s.client import KubeClient, load_connection
 from lambdalet.settings import Settings
 from tests.api.cases import function, named
+from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.controlplane
 

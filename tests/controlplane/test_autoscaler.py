@@ -22,7 +22,7 @@ from kubernetes import watch as k8s_watch
 
 from e2e.harness.cluster import Cluster, audit_length, audit_writes
 from e2e.harness.operator import OperatorProcess
-from e2e.harness.wait import wait_for
+from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.controlplane
 

@@ -12,14 +12,14 @@ import pytest
 
 from e2e.harness.cluster import Cluster, audit_length, audit_writes
 from e2e.harness.operator import OperatorProcess
-from e2e.harness.wait import wait_for
 from lambdalet.activator.metrics import Metrics
 from lambdalet.activator.model import FunctionConfig, FunctionKey
 from lambdalet.activator.proxy import Proxy
 from lambdalet.activator.stats import Reporter
 from lambdalet.activator.upstream import Pool
 from tests.controlplane.test_autoscaler import create, function
-from tests.runtime.fixtures import StartAgent
+from tests.kit.servers.agent import StartAgent
+from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.controlplane
 

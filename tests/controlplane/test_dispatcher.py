@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,14 +24,15 @@ import redis.asyncio
 from aiohttp import web
 
 from e2e.harness.cluster import Cluster
-from e2e.harness.process import free_port
 from lambdalet.dispatcher.main import dispatch
 from lambdalet.dispatcher.status import SourceStatus
 from lambdalet.k8s.client import APPLY, KubeClient, load_connection, resource_path
 from lambdalet.k8s.errors import NotFound
 from tests.activator.stack import Stack, start_stack
-from tests.redis_server import RedisServer
-from tests.runtime.fixtures import StartAgent
+from tests.kit.ports import free_port
+from tests.kit.servers.agent import StartAgent
+from tests.kit.servers.redis import RedisServer
+from tests.kit.wait import wait_for_async
 
 pytestmark = pytest.mark.controlplane
 
@@ -135,14 +136,6 @@ async def running_dispatcher(
         await asyncio.wait_for(task, 40)
 
 
-async def wait_for(predicate: Callable[[], Awaitable[bool]], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {WAIT} s waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 async def assign(client: KubeClient, namespace: str, name: str, replica: str) -> None:
     """Write status.assignedReplica as the operator does (server-side apply on the status)."""
     await client.request(
@@ -225,14 +218,14 @@ async def test_dispatcher_runs_its_event_sources_and_hands_them_over(
             info = await group()
             return bool(info) and info["pending"] == 0 and info["lag"] == 0
 
-        await wait_for(drained, "the stream drained")
+        await wait_for_async(drained, WAIT, what="the stream drained")
         assert sorted(seen_log.read_text().split()) == sorted(ids)  # every message, once
 
         async def polling_true() -> bool:
             condition = polling(await event_source(client, namespace))
             return condition is not None and condition["status"] == "True"
 
-        await wait_for(polling_true, "Polling=True")
+        await wait_for_async(polling_true, WAIT, what="Polling=True")
         lease = await client.get(
             "coordination.k8s.io/v1", "Lease", LEASES, "lambdalet-dispatcher-replica-a"
         )
@@ -244,7 +237,9 @@ async def test_dispatcher_runs_its_event_sources_and_hands_them_over(
             mine = [r for r in autoscaler.reports if r["activator"] == "dispatcher/replica-a"]
             return bool(mine) and [line["queueDepth"] for line in mine[-1]["functions"]] == [0]
 
-        await wait_for(reported_drained, "a queue-depth report of the drained stream")
+        await wait_for_async(
+            reported_drained, WAIT, what="a queue-depth report of the drained stream"
+        )
         lines = [line for report in autoscaler.reports for line in report["functions"]]
         assert {(line["namespace"], line["name"]) for line in lines} == {(namespace, "orders")}
         assert all(0 <= line["queueDepth"] <= len(ids) for line in lines)
@@ -266,7 +261,7 @@ async def test_dispatcher_runs_its_event_sources_and_hands_them_over(
                 text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
             return 'lambdalet_dispatcher_sources{kind="queue"}' not in text
 
-        await wait_for(stopped, "the runner stopped after the hand-over")
+        await wait_for_async(stopped, WAIT, what="the runner stopped after the hand-over")
         read = (await group())["entries-read"]
         for n in range(5):
             await redis_client.xadd("orders", {"body": f"late{n}"})

@@ -19,8 +19,8 @@ import pytest
 
 from e2e.harness.cluster import Cluster, audit_length, audit_writes
 from e2e.harness.operator import OperatorProcess
-from e2e.harness.wait import wait_for
 from lambdalet.sharding import owner
+from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.controlplane
 

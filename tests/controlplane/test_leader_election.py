@@ -15,8 +15,8 @@ import pytest
 
 from e2e.harness.cluster import Cluster
 from e2e.harness.operator import OperatorProcess
-from e2e.harness.wait import wait_for
 from tests.controlplane.test_operator import function, wait_ready
+from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.controlplane
 

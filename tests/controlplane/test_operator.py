@@ -14,7 +14,7 @@ import pytest
 
 from e2e.harness.cluster import REPO, Cluster, audit_length, audit_writes
 from e2e.harness.operator import OperatorProcess
-from e2e.harness.wait import wait_for
+from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.controlplane
 

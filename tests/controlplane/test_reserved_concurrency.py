@@ -23,11 +23,10 @@ import pytest
 
 from e2e.harness.activator import ActivatorProcess
 from e2e.harness.cluster import Cluster
-from e2e.harness.process import free_port
-from e2e.harness.wait import wait_for
 from tests.controlplane.test_activator_view import endpoint_slice, function
-from tests.runtime.fixtures import StartAgent
-from tests.runtime.harness import Agent
+from tests.kit.ports import free_port
+from tests.kit.servers.agent import Agent, StartAgent
+from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.controlplane
 

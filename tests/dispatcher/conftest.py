@@ -1,6 +1,6 @@
 """Fixtures of the dispatcher's component tests: the activator's request path assembled
 in-process (``tests.activator.stack``) in front of real agents from ``start_agent``. The real
-redis-servers come from ``tests.redis_server`` (registered for the whole suite)."""
+redis-servers come from ``tests.kit.servers.redis`` (registered for the whole suite)."""
 
 from __future__ import annotations
 

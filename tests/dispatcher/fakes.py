@@ -1,40 +1,26 @@
-"""In-memory stand-ins for the delivery loop's unit tests: simulated time, a queue, a Function.
+"""An in-memory queue for the delivery loop's unit tests, in simulated time.
 
-``FakeClock`` never waits: ``sleep`` moves time on. ``FakeSource`` keeps the ``Source`` contract
-in memory (messages in flight until acked, retried with a higher receive count, dead letters
-recorded) with messages that arrive at simulated times; a receive that would wait moves the clock
-to the next arrival (or by its whole wait). When nothing is left to arrive and nothing waits,
-``receive`` raises ``Idle``: the loop under test ends there, so tests run ``Delivery.run`` to the
-end instead of sleeping. Broker behaviour itself is tested against real brokers, not here.
+The clock is ``tests.kit.clock.FakeClock`` (its ``sleep`` moves time on) and the Function is
+``tests.kit.invokers.RecordingInvoker`` stamped with that clock. ``FakeSource`` keeps the
+``Source`` contract in memory (messages in flight until acked, retried with a higher receive
+count, dead letters recorded) with messages that arrive at simulated times; a receive that would
+wait moves the clock to the next arrival (or by its whole wait). When nothing is left to arrive
+and nothing waits, ``receive`` raises ``Idle``: the loop under test ends there, so tests run
+``Delivery.run`` to the end instead of sleeping. Broker behaviour itself is tested against real
+brokers, not here.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from lambdalet.activator.model import FunctionKey
-from lambdalet.dispatcher.outcome import Answer
 from lambdalet.dispatcher.source import Message, SourceError
+from tests.kit.clock import FakeClock
 
 
 class Idle(Exception):
     """Nothing left to deliver: ends ``Delivery.run`` in a test."""
-
-
-@dataclass
-class FakeClock:
-    time: float = 0.0
-    sleeps: list[float] = field(default_factory=list)
-
-    def now(self) -> float:
-        return self.time
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.time += seconds
 
 
 @dataclass
@@ -78,7 +64,8 @@ class FakeSource:
             raise SourceError(f"{method} failed")
 
     def _ready(self) -> list[Stored]:
-        return [m for m in self.messages if m.state == "waiting" and m.arrives <= self.clock.time]
+        now = self.clock.seconds
+        return [m for m in self.messages if m.state == "waiting" and m.arrives <= now]
 
     def in_flight(self) -> int:
         return sum(1 for m in self.messages if m.state == "in_flight")
@@ -89,17 +76,17 @@ class FakeSource:
 
     async def receive(self, max_messages: int, wait_seconds: float) -> list[Message]:
         self._check("receive")
-        self.receives.append((self.clock.time, max_messages, wait_seconds))
+        self.receives.append((self.clock.seconds, max_messages, wait_seconds))
         ready = self._ready()
         if not ready:
             future = [m.arrives for m in self.messages if m.state == "waiting"]
             if not future and not self.in_flight():
                 raise Idle
             due = min(future, default=None)
-            if due is not None and due <= self.clock.time + wait_seconds:
-                self.clock.time = due
+            if due is not None and due <= self.clock.seconds + wait_seconds:
+                self.clock.seconds = due
             else:
-                self.clock.time += wait_seconds
+                self.clock.seconds += wait_seconds
             ready = self._ready()
         out = []
         for stored in ready[:max_messages]:
@@ -152,35 +139,3 @@ class FakeSource:
         for stored in self.messages:
             counts[stored.state] = counts.get(stored.state, 0) + 1
         return counts
-
-
-@dataclass
-class Call:
-    at: float
-    function: FunctionKey
-    event: dict[str, Any]
-    timeout: float
-
-    @property
-    def ids(self) -> list[str]:
-        return [r["messageId"] for r in self.event["Records"]]
-
-
-@dataclass
-class FakeInvoker:
-    """The Function: ``answer(call)`` makes each answer; every call is kept."""
-
-    clock: FakeClock
-    answer: Callable[[Call], Answer]
-    calls: list[Call] = field(default_factory=list)
-
-    async def invoke(
-        self,
-        function: FunctionKey,
-        payload: bytes,
-        *,
-        timeout: float,  # noqa: ASYNC109 - the Invoke protocol's
-    ) -> Answer:
-        call = Call(self.clock.time, function, json.loads(payload), timeout)
-        self.calls.append(call)
-        return self.answer(call)

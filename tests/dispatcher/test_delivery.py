@@ -11,13 +11,11 @@ from lambdalet.activator.model import InvokeResult
 from lambdalet.api.eventsource import EventSourceSpec
 from lambdalet.dispatcher.delivery import Delivery, DeliverySettings, backoff_delay
 from lambdalet.dispatcher.outcome import Answer, FailureKind, InvokeFailed, Policy
-from tests.dispatcher.fakes import Call, FakeClock, FakeInvoker, FakeSource, Idle
+from tests.dispatcher.fakes import FakeSource, Idle
+from tests.kit.clock import FakeClock
+from tests.kit.invokers import Call, RecordingInvoker, succeed
 
 FUNCTION = ("team", "orders")
-
-
-def succeed(call: Call) -> Answer:
-    return InvokeResult(status=200, body=b"null", request_id="r")
 
 
 def fail_ids(*ids: str) -> Callable[[Call], Answer]:
@@ -42,8 +40,8 @@ def settings(**overrides: object) -> DeliverySettings:
 
 async def run_until_idle(
     source: FakeSource, answer: Callable[[Call], Answer], **overrides: object
-) -> tuple[Delivery, FakeInvoker]:
-    invoker = FakeInvoker(source.clock, answer)
+) -> tuple[Delivery, RecordingInvoker]:
+    invoker = RecordingInvoker(answer, clock=source.clock)
     delivery = Delivery(source, invoker, settings(**overrides), clock=source.clock)
     with pytest.raises(Idle):
         await delivery.run()
@@ -325,7 +323,7 @@ async def test_stop_ends_the_loop_once_the_messages_in_hand_are_settled(
         delivery.stop()
         return succeed(call)
 
-    invoker = FakeInvoker(source.clock, stop_after_first)
+    invoker = RecordingInvoker(clock=source.clock, answer=stop_after_first)
     overrides = {"payload_limit": limit} if limit else {}
     delivery = Delivery(source, invoker, settings(**overrides), clock=source.clock)
 
@@ -339,7 +337,7 @@ async def test_stop_ends_the_loop_once_the_messages_in_hand_are_settled(
 
 async def test_paused_source_is_not_touched(source: FakeSource) -> None:
     source.add(1)
-    invoker = FakeInvoker(source.clock, succeed)
+    invoker = RecordingInvoker(clock=source.clock, answer=succeed)
     delivery = Delivery(source, invoker, settings(enabled=False), clock=source.clock)
 
     await delivery.run()
@@ -350,13 +348,13 @@ async def test_paused_source_is_not_touched(source: FakeSource) -> None:
 
 async def test_depth_is_the_sources_once_started(source: FakeSource) -> None:
     source.add(4)
-    invoker = FakeInvoker(source.clock, succeed)
+    invoker = RecordingInvoker(clock=source.clock, answer=succeed)
     delivery = Delivery(source, invoker, settings(), clock=source.clock)
 
     assert await delivery.depth() is None
     with pytest.raises(Idle):
         await delivery.run()
-    source.add(2, at=source.clock.time + 100)
+    source.add(2, at=source.clock.seconds + 100)
     assert await delivery.depth() == 2
 
 
@@ -407,7 +405,7 @@ async def test_health_is_told_on_each_change_not_each_turn(source: FakeSource) -
 
     delivery = Delivery(
         source,
-        FakeInvoker(source.clock, succeed),
+        RecordingInvoker(clock=source.clock, answer=succeed),
         settings(backoff_initial=0.5),
         clock=source.clock,
         on_health=on_health,

@@ -22,7 +22,7 @@ from lambdalet.dispatcher.metrics import DispatcherCollector
 from lambdalet.dispatcher.outcome import FailureKind, InvokeFailed
 from lambdalet.outcomes import Outcome
 from tests.activator.stack import Stack, StaticTokens, start_stack
-from tests.runtime.fixtures import StartAgent
+from tests.kit.servers.agent import StartAgent
 
 WAIT = 30.0  # seconds any condition of these tests may take
 
@@ -143,7 +143,7 @@ async def test_no_answer_in_time_is_unreachable(
 
 
 async def test_an_activator_that_is_not_there_is_unreachable() -> None:
-    from tests.runtime.harness import free_port
+    from tests.kit.ports import free_port
 
     client = ActivatorInvoker(InvokerSettings(f"http://127.0.0.1:{free_port()}"))
     try:

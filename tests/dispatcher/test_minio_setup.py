@@ -1,6 +1,6 @@
 """Setting up MinIO bucket notifications for S3 EventSources, against a real MinIO.
 
-One MinIO per module (tests/dispatcher/minio_server.py; the tests restart it through its admin
+One MinIO per module (tests/kit/servers/minio.py; the tests restart it through its admin
 API, as ``ensure`` does) with one environment-variable target, "foreign", standing for rules
 somebody else keeps on a bucket. Each test serves an ``S3Receiver`` on a free loopback port with
 a recording ``invoke`` and its own buckets and EventSource names, so an event for one test cannot
@@ -48,15 +48,16 @@ from lambdalet.dispatcher.s3 import S3Filter
 from lambdalet.dispatcher.s3_receiver import S3Binding, S3Receiver, serve
 from lambdalet.dispatcher.source import SourceConfigError, SourceError
 from lambdalet.dispatcher.sqs import Credentials
-from tests.dispatcher.minio_server import (
+from tests.kit.ports import free_port
+from tests.kit.servers.minio import (
     ROOT_PASSWORD,
     ROOT_USER,
     MinioServer,
     WebhookTarget,
     arn,
-    free_port,
     running_minio,
 )
+from tests.kit.wait import wait_for_async
 
 NAMESPACE = "team"
 WAIT = 20.0  # seconds for MinIO to deliver an event
@@ -64,14 +65,6 @@ ROOT = Credentials(ROOT_USER, ROOT_PASSWORD)
 URL = "http://127.0.0.1:8080/s3/team/uploads"
 WANTED = target_config(URL, "tok", None)
 T = TypeVar("T")
-
-
-async def wait_for(predicate: Callable[[], bool], within: float = WAIT) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {within} s")
-        await asyncio.sleep(0.05)
 
 
 async def eventually(call: Callable[[], Awaitable[T]], within: float = WAIT) -> T:
@@ -404,7 +397,7 @@ async def test_ensure_delivers_events_and_a_second_call_writes_nothing(
     first = await ensure(receiver, "photos", s3, "token-1")
     assert first == Changes(target_written=True, restarted=True, bucket_written=True)
     await put(minio, "photos", "in/a.jpg", "out/b.jpg", "in/c.jpg")
-    await wait_for(lambda: receiver.recorder.of("photos") == ["in/a.jpg", "in/c.jpg"])
+    await wait_for_async(lambda: receiver.recorder.of("photos") == ["in/a.jpg", "in/c.jpg"], WAIT)
 
     before = (await history(minio), await rules(minio, "photos"))
     assert await ensure(receiver, "photos", s3, "token-1") == Changes()
@@ -415,7 +408,7 @@ async def test_ensure_delivers_events_and_a_second_call_writes_nothing(
     again = await ensure(receiver, "photos", s3, "token-2")
     assert again == Changes(target_written=True, restarted=True, bucket_written=False)
     await put(minio, "photos", "in/d.jpg")
-    await wait_for(lambda: receiver.recorder.of("photos")[-1:] == ["in/d.jpg"])
+    await wait_for_async(lambda: receiver.recorder.of("photos")[-1:] == ["in/d.jpg"], WAIT)
 
 
 async def test_eventsources_on_one_bucket_keep_their_own_rules(
@@ -438,8 +431,8 @@ async def test_eventsources_on_one_bucket_keep_their_own_rules(
     assert ids == ["foreign", target_id(NAMESPACE, "left"), target_id(NAMESPACE, "right")]
 
     await put(minio, "shared", "a/1.txt", "a/b/2.txt", "a/b/3.bin", "c/4.txt", "a/b/last.txt")
-    await wait_for(lambda: "a/b/last.txt" in receiver.recorder.of("left"))
-    await wait_for(lambda: "a/b/last.txt" in receiver.recorder.of("right"))
+    await wait_for_async(lambda: "a/b/last.txt" in receiver.recorder.of("left"), WAIT)
+    await wait_for_async(lambda: "a/b/last.txt" in receiver.recorder.of("right"), WAIT)
     assert receiver.recorder.of("left") == ["a/1.txt", "a/b/2.txt", "a/b/3.bin", "a/b/last.txt"]
     assert receiver.recorder.of("right") == ["a/b/2.txt", "a/b/last.txt"]
 
@@ -450,7 +443,7 @@ async def test_eventsources_on_one_bucket_keep_their_own_rules(
         queue_config(right, target_id(NAMESPACE, "right")),
     ]
     await put(minio, "shared", "a/5.txt", "a/b/6.txt")
-    await wait_for(lambda: "a/b/6.txt" in receiver.recorder.of("right"))
+    await wait_for_async(lambda: "a/b/6.txt" in receiver.recorder.of("right"), WAIT)
     await asyncio.sleep(1)
     assert "a/5.txt" not in receiver.recorder.of("left")
     assert "a/b/6.txt" not in receiver.recorder.of("left")
@@ -464,7 +457,7 @@ async def test_eventsources_on_one_bucket_keep_their_own_rules(
     again = await ensure(receiver, "left", left, "left-token")
     assert again == Changes(target_written=True, restarted=False, bucket_written=True)
     await put(minio, "shared", "a/7.txt")
-    await wait_for(lambda: "a/7.txt" in receiver.recorder.of("left"))
+    await wait_for_async(lambda: "a/7.txt" in receiver.recorder.of("left"), WAIT)
 
 
 async def test_without_restarts_the_target_waits_for_one(
@@ -480,7 +473,7 @@ async def test_without_restarts_the_target_waits_for_one(
     changes = await eventually(lambda: ensure(receiver, "patient", s3, "tok", allow_restart=False))
     assert changes == Changes(target_written=True, restarted=False, bucket_written=True)
     await put(minio, "patient", "k")
-    await wait_for(lambda: receiver.recorder.of("patient") == ["k"])
+    await wait_for_async(lambda: receiver.recorder.of("patient") == ["k"], WAIT)
 
 
 async def test_queue_dir_keeps_failed_events_until_delivered(
@@ -495,7 +488,7 @@ async def test_queue_dir_keeps_failed_events_until_delivered(
     )
     assert changes.restarted
     await put(minio, "queued", "retried")
-    await wait_for(lambda: receiver.recorder.of("queued") == ["retried"], within=30)
+    await wait_for_async(lambda: receiver.recorder.of("queued") == ["retried"], 30)
     assert receiver.recorder.failures == 0
     stored = await asyncio.to_thread(os.listdir, queue_dir)
     assert stored == [f"minio-webhook-{target_id(NAMESPACE, 'queued')}"]

@@ -1,5 +1,5 @@
 """NatsSource against a real nats-server with JetStream: the ``Source`` contract, message by
-message. Each test gets its own server (tests/dispatcher/nats_server.py) and counts every message
+message. Each test gets its own server (tests/kit/servers/nats.py) and counts every message
 it published: acknowledged, dead-lettered or still waiting, none lost."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from lambdalet.dispatcher.nats import (
     subject_matches,
 )
 from lambdalet.dispatcher.source import Message, Source, SourceConfigError, SourceError
-from tests.dispatcher.nats_server import NatsServer, executable, running_nats
+from tests.kit.servers.nats import NatsServer, executable, running_nats
 
 STREAM = "ORDERS"
 SUBJECT = "orders.created"

@@ -1,4 +1,5 @@
-"""RabbitMQSource against a real rabbitmq-server (one node per test run; see rabbitmq_server).
+"""RabbitMQSource against a real rabbitmq-server (one node per test run; see
+tests/kit/servers/rabbitmq.py).
 
 Every test gets queues of its own (durable, random names) and counts every message it published:
 each ends acknowledged, dead-lettered or still in a queue. The pure helpers are checked as tables.
@@ -10,7 +11,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -34,12 +35,9 @@ from lambdalet.dispatcher.rabbitmq import (
     to_message,
 )
 from lambdalet.dispatcher.source import Message, SourceConfigError, SourceError
-from tests.dispatcher.rabbitmq_server import (
-    RabbitBroker,
-    free_port,
-    publish_raw,
-    running_rabbitmq,
-)
+from tests.kit.ports import free_port
+from tests.kit.servers.rabbitmq import RabbitBroker, publish_raw, running_rabbitmq
+from tests.kit.wait import wait_for_async
 
 WAIT = 20.0  # longest any condition is waited for
 RESTART_WAIT = 90.0  # the restart test: a broker boot plus the reconnection
@@ -218,16 +216,6 @@ async def nothing_more(source: RabbitMQSource) -> None:
     assert await source.receive(100, wait_seconds=0.5) == []
 
 
-async def eventually(
-    predicate: Callable[[], Awaitable[bool]], what: str, within: float = WAIT
-) -> None:
-    deadline = time.monotonic() + within
-    while not await predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 # --- against the broker ------------------------------------------------------------------------
 
 
@@ -266,7 +254,7 @@ async def test_receive_waits_at_most_wait_seconds_and_takes_at_most_max(
     # Its own 0.3 s, far short of that, however busy the machine is.
     assert 0.25 < time.monotonic() - started < 15
     await admin.publish(queue, [b"%d" % i for i in range(8)])
-    await eventually(lambda: _depth_is(source, 8), "8 messages: 5 buffered, 3 ready")
+    await wait_for_async(lambda: _depth_is(source, 8), WAIT, what="8 messages: 5 buffered, 3 ready")
     assert await admin.count(queue) == 3  # QoS: no more than the prefetch comes over
     first = await source.receive(2, wait_seconds=1.0)
     assert len(first) == 2  # at most max_messages
@@ -493,7 +481,7 @@ async def test_broker_restart_mid_stream_loses_nothing(
 
     loop = asyncio.create_task(deliver())
     try:
-        await eventually(lambda: _more_than(acked, 50), "the stream to get going")
+        await wait_for_async(lambda: _more_than(acked, 50), WAIT, what="the stream to get going")
         flowing.clear()
         await asyncio.to_thread(rabbitmq.restart)
         went_after = len(set(acked))

@@ -9,18 +9,16 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio
 
-from lambdalet.activator.model import FunctionKey, InvokeResult
 from lambdalet.api.eventsource import DeadLetter, DeadLetterType, RedisStreams
 from lambdalet.dispatcher.delivery import Delivery, DeliverySettings
 from lambdalet.dispatcher.invoker import ActivatorInvoker, InvokerSettings
-from lambdalet.dispatcher.outcome import Answer, Policy
+from lambdalet.dispatcher.outcome import Policy
 from lambdalet.dispatcher.redis_streams import (
     RedisStreamsConfig,
     RedisStreamsSource,
@@ -29,8 +27,10 @@ from lambdalet.dispatcher.redis_streams import (
 )
 from lambdalet.dispatcher.source import Message, SourceConfigError, SourceError
 from tests.activator.stack import Stack
-from tests.redis_server import DurableRedis, RedisServer
-from tests.runtime.fixtures import StartAgent
+from tests.kit.invokers import RecordingInvoker
+from tests.kit.servers.agent import StartAgent
+from tests.kit.servers.redis import DurableRedis, RedisServer
+from tests.kit.wait import wait_for_async
 
 STREAM, DLQ, GROUP = "orders", "orders-dlq", "lambdalet"
 WAIT_TIMEOUT = 30.0  # seconds any condition of these tests may take
@@ -67,16 +67,6 @@ async def produce(client: redis.asyncio.Redis, count: int, *, body: str = "m{n}"
     for n in range(count):
         pipe.xadd(STREAM, {"body": body.format(n=n), "n": str(n)})
     return [entry_id.decode() for entry_id in await pipe.execute()]
-
-
-async def wait_for(
-    predicate: Callable[[], Awaitable[bool]], what: str, limit: float = WAIT_TIMEOUT
-) -> None:
-    deadline = time.monotonic() + limit
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {limit} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def group_info(client: redis.asyncio.Redis) -> dict[str, object]:
@@ -292,7 +282,7 @@ async def test_a_dead_consumers_messages_are_reclaimed(
         await survivor.ack(batch)
         return len({m.id for m in got}) == len(ids)
 
-    await wait_for(everything, "every message at the survivor")
+    await wait_for_async(everything, WAIT_TIMEOUT, what="every message at the survivor")
     await survivor.close()
 
     reclaimed = [m for m in got if m.id in {h.id for h in held}]
@@ -305,7 +295,7 @@ async def test_a_dead_consumers_messages_are_reclaimed(
 async def test_broker_errors_are_source_errors(
     redis_server: RedisServer, redis_client: redis.asyncio.Redis
 ) -> None:
-    from tests.runtime.harness import free_port
+    from tests.kit.ports import free_port
 
     nowhere = source_for(RedisServer("127.0.0.1", free_port()))
     with pytest.raises(SourceError):
@@ -363,35 +353,6 @@ async def test_from_spec_connects_by_url(
 # -- the delivery loop on Redis ---------------------------------------------------------------
 
 
-@dataclass
-class Recorder:
-    """A Function in the test: answers with ``answer`` and keeps every event it was given."""
-
-    answer: Callable[[list[dict[str, object]]], Answer] = lambda records: InvokeResult(
-        200, b"null", "r"
-    )
-    delay: float = 0.0  # seconds the function takes
-    events: list[list[dict[str, object]]] = field(default_factory=list)
-    at: list[float] = field(default_factory=list)
-
-    async def invoke(
-        self,
-        function: FunctionKey,
-        payload: bytes,
-        *,
-        timeout: float,  # noqa: ASYNC109 - the Invoke protocol's
-    ) -> Answer:
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        records = json.loads(payload)["Records"]
-        self.events.append(records)
-        self.at.append(time.monotonic())
-        return self.answer(records)
-
-    def ids(self) -> list[str]:
-        return [str(r["messageId"]) for records in self.events for r in records]
-
-
 @contextlib.asynccontextmanager
 async def running(delivery: Delivery) -> AsyncIterator[asyncio.Task[None]]:
     task = asyncio.create_task(delivery.run())
@@ -410,7 +371,7 @@ async def running(delivery: Delivery) -> AsyncIterator[asyncio.Task[None]]:
 async def test_windowed_batches_on_redis(
     redis_server: RedisServer, redis_client: redis.asyncio.Redis
 ) -> None:
-    recorder = Recorder()
+    recorder = RecordingInvoker()
     settings = DeliverySettings(
         ("team", "orders"), batch_size=100, batch_window=1.0, receive_wait=1.0
     )
@@ -424,7 +385,7 @@ async def test_windowed_batches_on_redis(
         async def delivered() -> bool:
             return await all_settled(redis_client, 30)
 
-        await wait_for(delivered, "30 messages settled")
+        await wait_for_async(delivered, WAIT_TIMEOUT, what="30 messages settled")
 
     assert [len(records) for records in recorder.events] == [30]  # one window held them all
     assert delivery.stats.acked == 30
@@ -472,7 +433,7 @@ async def test_partial_batch_failures_end_to_end(
         async def delivered() -> bool:
             return await all_settled(redis_client, len(ids))
 
-        await wait_for(delivered, "every message settled")
+        await wait_for_async(delivered, WAIT_TIMEOUT, what="every message settled")
     await invoker.aclose()
 
     always = {i for i, b in zip(ids, bodies, strict=True) if b == "fail"}
@@ -503,7 +464,7 @@ async def test_broker_restart_mid_stream_loses_nothing(durable_redis: DurableRed
     ids = {i.decode() for i in await pipe.execute()}
     await client.aclose()
 
-    recorder = Recorder(delay=0.002)  # a function that takes a moment: the restart lands
+    recorder = RecordingInvoker(delay=0.002)  # a function that takes a moment: the restart lands
     settings = DeliverySettings(
         ("team", "orders"), batch_size=20, receive_wait=0.5, backoff_initial=0.05, backoff_max=0.5
     )
@@ -511,7 +472,9 @@ async def test_broker_restart_mid_stream_loses_nothing(durable_redis: DurableRed
     delivery = Delivery(source, recorder, settings)
 
     async with running(delivery):
-        await wait_for(_at_least(delivery, 600), "600 messages acked before the restart")
+        await wait_for_async(
+            _at_least(delivery, 600), WAIT_TIMEOUT, what="600 messages acked before the restart"
+        )
         durable_redis.stop()
         acked_before = delivery.stats.acked
         await asyncio.sleep(0.5)  # the broker is down for a while
@@ -522,7 +485,7 @@ async def test_broker_restart_mid_stream_loses_nothing(durable_redis: DurableRed
             async def delivered() -> bool:
                 return await all_settled(check, produced)
 
-            await wait_for(delivered, "every message settled after the restart", limit=60)
+            await wait_for_async(delivered, 60, what="every message settled after the restart")
             assert await check.xlen(STREAM) == produced
         finally:
             await check.aclose()

@@ -25,10 +25,17 @@ from lambdalet.dispatcher.runners import (
 )
 from lambdalet.k8s import Connection, KubeClient
 from tests.activator.stack import Stack
-from tests.dispatcher.test_redis_streams import STREAM, all_settled, group_info, produce, wait_for
-from tests.redis_server import RedisServer
-from tests.runtime.fixtures import StartAgent
-from tests.runtime.harness import free_port
+from tests.dispatcher.test_redis_streams import (
+    STREAM,
+    WAIT_TIMEOUT,
+    all_settled,
+    group_info,
+    produce,
+)
+from tests.kit.ports import free_port
+from tests.kit.servers.agent import StartAgent
+from tests.kit.servers.redis import RedisServer
+from tests.kit.wait import wait_for_async
 
 REPLICA = "dispatcher-a"
 
@@ -116,7 +123,9 @@ async def test_pollers_share_the_queue_and_each_message_is_handled_once(
             held = [int(c["pending"]) for c in await consumers_of(redis_client)]
             return held == [1, 1, 1, 1]
 
-        await wait_for(each_poller_holds_one, "4 pollers holding a batch each")
+        await wait_for_async(
+            each_poller_holds_one, WAIT_TIMEOUT, what="4 pollers holding a batch each"
+        )
         assert {_text(c["name"]) for c in await consumers_of(redis_client)} == {
             "dispatcher-a",
             "dispatcher-a-1",
@@ -133,7 +142,7 @@ async def test_pollers_share_the_queue_and_each_message_is_handled_once(
         async def settled() -> bool:
             return await all_settled(redis_client, len(ids))
 
-        await wait_for(settled, "every message settled")
+        await wait_for_async(settled, WAIT_TIMEOUT, what="every message settled")
         stats = runner.stats()
 
     seen = [line for log in logs for line in log.read_text().splitlines()]
@@ -163,7 +172,7 @@ async def test_one_poller_reads_as_the_replica(
         async def settled() -> bool:
             return await all_settled(redis_client, len(ids))
 
-        await wait_for(settled, "every message settled")
+        await wait_for_async(settled, WAIT_TIMEOUT, what="every message settled")
         assert await runner.depth() == 0
 
     assert [_text(c["name"]) for c in await consumers_of(redis_client)] == [REPLICA]

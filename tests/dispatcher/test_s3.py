@@ -1,7 +1,7 @@
 """Table tests of ``lambdalet.dispatcher.s3``: MinIO notification records → AWS S3 records.
 
 The MinIO bodies below were captured from a real MinIO server (the build of
-tests/dispatcher/minio_server.py) posting to a webhook target; the AWS record is the example of
+tests/kit/servers/minio.py) posting to a webhook target; the AWS record is the example of
 Amazon S3's "Event message structure" page, which the normalisation must leave as it is.
 """
 

@@ -1,6 +1,6 @@
 """The S3 notification receiver against a real MinIO, and its HTTP answers.
 
-One MinIO per module (tests/dispatcher/minio_server.py) with a webhook target per test, each with
+One MinIO per module (tests/kit/servers/minio.py) with a webhook target per test, each with
 a queue_dir, all pointing at a receiver port chosen up front; each test serves the receiver on
 that port with its own bindings and a recording ``invoke``. Every test uses its own bucket and
 target, so an event MinIO still retries from an earlier test cannot be mistaken for a new one.
@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,13 +31,9 @@ from lambdalet.dispatcher.s3_receiver import (
     prepare,
     serve,
 )
-from tests.dispatcher.minio_server import (
-    MinioServer,
-    WebhookTarget,
-    arn,
-    free_port,
-    running_minio,
-)
+from tests.kit.ports import free_port
+from tests.kit.servers.minio import MinioServer, WebhookTarget, arn, running_minio
+from tests.kit.wait import wait_for_async
 
 TOKEN = "s3cr3t-token"
 WRONG_TOKEN = "not-the-token"
@@ -54,14 +49,6 @@ SAMPLE = (
     b'"ownerIdentity":{"principalId":"u"},"arn":"arn:aws:s3:::b"},"object":{"key":"in%2Fk",'
     b'"size":1,"eTag":"e","sequencer":"1"}}}]}'
 )
-
-
-async def wait_for(predicate: Callable[[], bool], within: float = WAIT) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {within} s")
-        await asyncio.sleep(0.05)
 
 
 # --- pure decisions -----------------------------------------------------------------------
@@ -234,7 +221,7 @@ async def test_failed_slow_and_crowded_invocations_answer_503(
     assert await post(http, url, SAMPLE) == 503  # no answer within invoke_timeout
     entered = running.recorder.entered
     held = asyncio.create_task(post(http, url, SAMPLE))
-    await wait_for(lambda: running.recorder.entered == entered + 1, 5)
+    await wait_for_async(lambda: running.recorder.entered == entered + 1, 5)
     assert await post(http, url, SAMPLE) == 503  # max_in_flight reached
     running.recorder.gate.set()
     assert await asyncio.wait_for(held, 5) == 200
@@ -311,7 +298,7 @@ async def test_minio_events_arrive_in_aws_shape(minio: MinioServer, start_receiv
     etags = {key: await put(minio, "shapes", key, data) for key, data in objects.items()}
     await remove(minio, "shapes", "in/hello world.txt")
 
-    await wait_for(lambda: len(running.recorder.records("shapes")) == 5)
+    await wait_for_async(lambda: len(running.recorder.records("shapes")) == 5, WAIT)
     records = running.recorder.records("shapes")
     assert {function for function, _, _ in running.recorder.calls} == {FUNCTION}
     by_event = {(r["eventName"], r["s3"]["object"]["key"]): r for r in records}
@@ -349,7 +336,7 @@ async def test_filters_apply_to_decoded_keys(minio: MinioServer, start_receiver:
     await put(minio, "filters", "in/zz-last.txt", b"data")
 
     # Six events sent, each answered 200 (filtered ones without an invocation).
-    await wait_for(lambda: running.recorder.statuses("filters").count(200) >= 6)
+    await wait_for_async(lambda: running.recorder.statuses("filters").count(200) >= 6, WAIT)
     keys = [r["s3"]["object"]["key"] for r in running.recorder.records("filters")]
     assert sorted(keys) == sorted(["in/a.txt", "in/%C3%BC+d.txt", "in/zz-last.txt"])
     assert {r["eventName"] for r in running.recorder.records("filters")} == {"ObjectCreated:Put"}
@@ -363,11 +350,11 @@ async def test_wrong_token_is_refused_and_retried_until_accepted(
     await notifying_bucket(minio, "guarded", "guarded")
     await put(minio, "guarded", "secret.txt", b"data")
 
-    await wait_for(lambda: running.recorder.statuses("guarded").count(401) >= 2)
+    await wait_for_async(lambda: running.recorder.statuses("guarded").count(401) >= 2, WAIT)
     assert running.recorder.records("guarded", ok_only=False) == []
     # The target's token becomes the right one: MinIO's next retry gets through; nothing lost.
     running.receiver.bind(("team", "guarded"), S3Binding(FUNCTION, WRONG_TOKEN))
-    await wait_for(lambda: len(running.recorder.records("guarded")) == 1)
+    await wait_for_async(lambda: len(running.recorder.records("guarded")) == 1, WAIT)
     assert running.recorder.records("guarded")[0]["s3"]["object"]["key"] == "secret.txt"
 
 
@@ -378,7 +365,7 @@ async def test_failed_invocation_is_redelivered(minio: MinioServer, start_receiv
     await notifying_bucket(minio, "flaky", "flaky")
     await put(minio, "flaky", "retry me.txt", b"data")
 
-    await wait_for(lambda: len(running.recorder.records("flaky")) == 1)
+    await wait_for_async(lambda: len(running.recorder.records("flaky")) == 1, WAIT)
     attempts = running.recorder.records("flaky", ok_only=False)
     assert len(attempts) == 3
     assert all(a == attempts[0] for a in attempts)  # the same event (same sequencer) each time
@@ -397,4 +384,4 @@ async def test_events_wait_while_the_receiver_is_down(
     await asyncio.sleep(1)  # nothing listens on the receiver port yet
     running = await start_receiver()
     running.receiver.bind(("team", "shapes"), S3Binding(FUNCTION, TOKEN))
-    await wait_for(lambda: len(running.recorder.records("later")) == 1)
+    await wait_for_async(lambda: len(running.recorder.records("later")) == 1, WAIT)

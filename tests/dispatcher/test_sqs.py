@@ -1,4 +1,4 @@
-"""SqsSource against a real ElasticMQ (one JVM per test run; see elasticmq_server).
+"""SqsSource against a real ElasticMQ (one JVM per test run; see tests/kit/servers/elasticmq.py).
 
 Every test makes queues of its own (random names) and counts every message it sent: each ends
 deleted, dead-lettered, or is checked to be still in a queue. The pure helpers are tables.
@@ -12,14 +12,14 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import botocore.session  # type: ignore[import-untyped]
 import pytest
 
-from lambdalet.activator.model import FunctionKey, InvokeResult
+from lambdalet.activator.model import InvokeResult
 from lambdalet.api.eventsource import DeadLetter, DeadLetterType, Sqs
 from lambdalet.dispatcher.delivery import Delivery, DeliverySettings
 from lambdalet.dispatcher.outcome import Answer, Policy
@@ -36,7 +36,9 @@ from lambdalet.dispatcher.sqs import (
     message_of,
     visibility_timeout,
 )
-from tests.dispatcher.elasticmq_server import ElasticMQ, running_elasticmq
+from tests.kit.invokers import Call, RecordingInvoker
+from tests.kit.servers.elasticmq import ElasticMQ, running_elasticmq
+from tests.kit.wait import wait_for_async
 
 WAIT = 30.0  # longest any condition is waited for
 KEYS = Credentials("test", "test")  # ElasticMQ takes any
@@ -431,25 +433,12 @@ async def test_an_unreachable_server_is_a_source_error(queues: Queues) -> None:
 # --- the delivery loop on ElasticMQ ------------------------------------------------------------
 
 
-@dataclass
-class Failing:
-    """A Function in the test: fails the records whose body starts with "fail"."""
-
-    events: list[list[dict[str, Any]]] = field(default_factory=list)
-
-    async def invoke(
-        self,
-        function: FunctionKey,
-        payload: bytes,
-        *,
-        timeout: float,  # noqa: ASYNC109 - the Invoke protocol's
-    ) -> Answer:
-        records = json.loads(payload)["Records"]
-        self.events.append(records)
-        failed = [
-            {"itemIdentifier": r["messageId"]} for r in records if r["body"].startswith("fail")
-        ]
-        return InvokeResult(200, json.dumps({"batchItemFailures": failed}).encode(), "r")
+def fail_marked(call: Call) -> Answer:
+    """The Function in the test: fails the records whose body starts with "fail"."""
+    failed = [
+        {"itemIdentifier": r["messageId"]} for r in call.records if r["body"].startswith("fail")
+    ]
+    return InvokeResult(200, json.dumps({"batchItemFailures": failed}).encode(), "r")
 
 
 @contextlib.asynccontextmanager
@@ -467,18 +456,10 @@ async def running(delivery: Delivery) -> AsyncIterator[None]:
                 await task
 
 
-async def wait_for(predicate: Callable[[], Awaitable[bool]], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {WAIT} s waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 async def test_delivery_dead_letters_after_max_retries(queues: Queues) -> None:
     good = queues.send(12, prefix="ok")
     bad = queues.send(3, prefix="fail")
-    function = Failing()
+    function = RecordingInvoker(fail_marked)
     settings = DeliverySettings(
         ("team", "orders"),
         batch_size=10,
@@ -491,7 +472,7 @@ async def test_delivery_dead_letters_after_max_retries(queues: Queues) -> None:
         return queues.counts(queues.main) == (0, 0) and queues.counts(queues.dlq)[0] == 3
 
     async with running(delivery):
-        await wait_for(settled, "every message acked or dead-lettered")
+        await wait_for_async(settled, WAIT, what="every message acked or dead-lettered")
 
     seen: dict[str, list[int]] = {}
     for records in function.events:

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from lambdalet.activator.announce import Announcement, InitErrorReport
-from tests.runtime.fixtures import StartAgent
+from tests.kit.servers.agent import StartAgent
 
 HELLO = "def handler(event, context):\n    return {'hello': event.get('name')}\n"
 # A runtime that takes a moment to initialise, as real handlers' imports do.

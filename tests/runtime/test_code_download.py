@@ -23,8 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.runtime.fixtures import StartAgent
-from tests.runtime.harness import Agent
+from tests.kit.servers.agent import Agent, StartAgent
 
 HANDLER = "def handler(event, context):\n    return {'from': 'url', 'event': event}\n"
 CODE_ERROR = "Runtime.CodeDownloadError"

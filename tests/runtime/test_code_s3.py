@@ -17,14 +17,14 @@ import pytest
 from minio import Minio
 from minio.credentials import AssumeRoleProvider, Credentials
 
-from tests.dispatcher.minio_server import (
+from tests.kit.servers.agent import StartAgent
+from tests.kit.servers.minio import (
     ROOT_PASSWORD,
     ROOT_USER,
     MinioServer,
     public_read,
     running_minio,
 )
-from tests.runtime.fixtures import StartAgent
 from tests.runtime.test_code_download import HANDLER, Entry, assert_code_error, zip_of
 
 ARCHIVE = zip_of(Entry("app.py", HANDLER), Entry("lib/data.txt", "x"))

@@ -13,7 +13,7 @@ import json
 import re
 from pathlib import Path
 
-from tests.runtime.fixtures import StartAgent
+from tests.kit.servers.agent import StartAgent
 
 HOG = """
 import os

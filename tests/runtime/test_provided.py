@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.runtime.fixtures import StartAgent
+from tests.kit.servers.agent import StartAgent
 
 RAW_CLIENT = f"""#!{sys.executable}
 import json

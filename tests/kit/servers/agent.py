@@ -1,9 +1,14 @@
-"""Runs the function-pod agent as a real process on 127.0.0.1, for the runtime tests.
+"""Runs the function-pod agent as a real process on 127.0.0.1, for the runtime, activator,
+dispatcher and control-plane tests (and the benchmarks).
 
 ``build_agent`` compiles runtime-images/agent with ``go build``; ``running_agent`` starts it with
 a task root of handler files, the Python runtime as its bootstrap (unless the test brings its
 own) and free ports, waits until it listens, and stops it (SIGTERM) afterwards. The agent's
 stdout and stderr, which the runtime's output shares, go to a log file the tests read.
+
+As a pytest plugin (registered for the whole suite in the root conftest.py) it gives the
+fixtures ``agent_binary`` (built once a session), ``start_agent`` (agents serving handlers,
+stopped after the test) and ``small_memory_cgroup``.
 """
 
 from __future__ import annotations
@@ -14,28 +19,30 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
+import pytest
 
-from tests.runtime import cgroups
+from tests.kit import cgroups
+from tests.kit.ports import free_port
+from tests.kit.wait import wait_for
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 AGENT_SOURCE = REPO / "runtime-images" / "agent"
 PYTHON_BOOTSTRAP = REPO / "runtime-images" / "python" / "bootstrap.py"
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
 # Where Go is installed on the project's machines when it is not on PATH.
 GO_FALLBACK = Path("/usr/local/go/bin/go")
-
-T = TypeVar("T")
+# Room for the agent and a Python runtime (some 30 MiB together), not for a handler's 200 MiB.
+SMALL_MEMORY_MIB = 96
+POLL = 0.01  # seconds between looks at the agent's log or health: both are cheap
 
 
 def find_go() -> str | None:
@@ -68,25 +75,6 @@ def build_agent(out_dir: Path) -> Path:
     return binary
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_for(predicate: Callable[[], T | None], what: str, timeout: float = 10.0) -> T:
-    """Poll predicate until it returns something other than None/False, at most timeout s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
-
-
 @dataclass
 class Agent:
     process: subprocess.Popen[bytes]
@@ -116,7 +104,10 @@ class Agent:
 
     def wait_log(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
         return wait_for(
-            lambda: re.search(pattern, self.log(), re.M), f"log line /{pattern}/", timeout
+            lambda: re.search(pattern, self.log(), re.M),
+            timeout,
+            what=f"log line /{pattern}/",
+            interval=POLL,
         )
 
     def wait_listening(self) -> None:
@@ -129,14 +120,14 @@ class Agent:
                 return False
             return True
 
-        wait_for(answers, "the agent to listen")
+        wait_for(answers, 10, what="the agent to listen", interval=POLL)
 
     def wait_health(self, status: str, timeout: float = 10.0) -> dict[str, Any]:
         def reached() -> dict[str, Any] | None:
             doc: dict[str, Any] = self.health().json()
             return doc if doc["status"] == status else None
 
-        return wait_for(reached, f"/healthz status {status!r}", timeout)
+        return wait_for(reached, timeout, what=f"/healthz status {status!r}", interval=POLL)
 
     def stop(self) -> int:
         self.client.close()
@@ -167,7 +158,7 @@ def running_agent(
 ) -> Iterator[Agent]:
     """An agent serving the handler in ``files`` (name -> source, under a fresh task root).
 
-    ``cgroup``: a cgroup directory (``tests.runtime.cgroups``) the agent joins before it starts,
+    ``cgroup``: a cgroup directory (``tests.kit.cgroups``) the agent joins before it starts,
     so it and its runtimes run under that cgroup's memory limit.
 
     ``env`` adds to or overrides the agent's environment; the bootstrap is the Python runtime
@@ -217,3 +208,51 @@ def running_agent(
         yield agent
     finally:
         agent.stop()
+
+
+StartAgent = Callable[..., Agent]
+
+
+@pytest.fixture(scope="session")
+def agent_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    try:
+        return build_agent(tmp_path_factory.mktemp("agent-bin"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def start_agent(agent_binary: Path, tmp_path: Path) -> Iterator[StartAgent]:
+    """start_agent(files, handler="app.handler", env=None, wait_ready=True, cgroup=None)
+    -> a running Agent."""
+    with ExitStack() as stack:
+        count = 0
+
+        def start(
+            files: Mapping[str, str],
+            handler: str = "app.handler",
+            env: Mapping[str, str] | None = None,
+            *,
+            wait_ready: bool = True,
+            cgroup: Path | None = None,
+        ) -> Agent:
+            nonlocal count
+            count += 1
+            workdir = tmp_path / f"agent-{count}"
+            return stack.enter_context(
+                running_agent(
+                    agent_binary, workdir, files, handler, env, wait_ready=wait_ready, cgroup=cgroup
+                )
+            )
+
+        yield start
+
+
+@pytest.fixture
+def small_memory_cgroup() -> Iterator[Path]:
+    """A memory cgroup limited to ``SMALL_MEMORY_MIB`` (skips where none can be made)."""
+    try:
+        with cgroups.memory_cgroup(SMALL_MEMORY_MIB) as path:
+            yield path
+    except cgroups.MemoryCgroupUnavailable as exc:
+        pytest.skip(f"no memory cgroup for the out-of-memory test: {exc}")

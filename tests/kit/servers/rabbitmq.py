@@ -20,7 +20,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +29,9 @@ import pamqp.body
 import pamqp.exceptions
 import pamqp.header
 from pamqp import commands, frame
+
+from tests.kit.ports import free_port
+from tests.kit.servers.process import boot, ready_within, stop_process
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 BOOT_TIMEOUT = 60.0  # seconds until the AMQP listener answers
@@ -42,13 +44,6 @@ ERL_ARGS = (
     "-kernel inet_dist_use_interface {127,0,0,1} "
     "+sbwt none +sbwtdcpu none +sbwtdio none"  # no busy waiting: the machine has two cores
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class RabbitBroker:
@@ -96,7 +91,6 @@ class RabbitBroker:
 
     def start(self) -> None:
         """Boot the node; returns once its AMQP listener speaks AMQP (at most BOOT_TIMEOUT)."""
-        started = time.monotonic()
         with (self.workdir / "stdout.log").open("ab") as out:
             self._process = subprocess.Popen(
                 [str(RABBITMQ_BIN / "rabbitmq-server")],
@@ -110,16 +104,15 @@ class RabbitBroker:
                 group=self.user,
                 extra_groups=None if self.user is None else [],
             )
-        deadline = started + BOOT_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"rabbitmq-server exited; see {self.workdir}/stdout.log")
-            if _speaks_amqp(self.port):
-                self.boot_seconds.append(time.monotonic() - started)
-                return
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"rabbitmq-server did not boot in {BOOT_TIMEOUT} s; see {self.workdir}")
+        seconds = boot(
+            self._process,
+            lambda: _speaks_amqp(self.port),
+            BOOT_TIMEOUT,
+            name="rabbitmq-server",
+            log=f"{self.workdir}/stdout.log",
+            stop=self.stop,
+        )
+        self.boot_seconds.append(seconds)
 
     def stop(self) -> None:
         """rabbitmqctl stop (a clean shutdown: messages on disk), then kill what is left."""
@@ -171,21 +164,13 @@ class RabbitBroker:
             group=self.user,
             extra_groups=None if self.user is None else [],
         )
-        deadline = time.monotonic() + BOOT_TIMEOUT
-        while not _accepts(self.epmd_port):
-            if self._epmd.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"epmd did not start on port {self.epmd_port}")
-            time.sleep(0.05)
+        if not ready_within(self._epmd, lambda: _accepts(self.epmd_port), BOOT_TIMEOUT):
+            raise RuntimeError(f"epmd did not start on port {self.epmd_port}")
 
     def stop_epmd(self) -> None:
         epmd, self._epmd = self._epmd, None
         if epmd is not None:
-            epmd.terminate()
-            try:
-                epmd.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                epmd.kill()
-                epmd.wait(STOP_TIMEOUT)
+            stop_process(epmd, timeout=STOP_TIMEOUT)
 
 
 def _accepts(port: int) -> bool:

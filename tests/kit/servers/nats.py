@@ -15,26 +15,20 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.kit.ports import free_port
+from tests.kit.servers.process import ready_within, stop_process
+
 NATS_SERVER = "/usr/sbin/nats-server"
 START_TIMEOUT = 10.0  # seconds for the server to send INFO with JetStream enabled
-STOP_TIMEOUT = 10.0
 
 
 def executable() -> Path:
     """The nats-server binary (Debian package nats-server), wherever PATH has it."""
     return Path(shutil.which("nats-server") or NATS_SERVER)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class NatsServer:
@@ -43,7 +37,7 @@ class NatsServer:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.store = workdir / "store"
-        self.port = _free_port()
+        self.port = free_port()
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -64,7 +58,7 @@ class NatsServer:
             "-l", str(log),
         ]  # fmt: skip
         self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        if not self._wait_ready():
+        if not ready_within(self._process, self._jetstream_on, START_TIMEOUT):
             self.stop(signal.SIGKILL)
             raise RuntimeError(f"nats-server did not start on port {self.port}; see {log}")
 
@@ -73,35 +67,20 @@ class NatsServer:
         process, self._process = self._process, None
         if process is None:
             return
-        process.send_signal(sig)
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT)
+        stop_process(process, sig)
 
     def restart(self, sig: signal.Signals = signal.SIGTERM) -> None:
         self.stop(sig)
         self.start()
 
-    def _wait_ready(self) -> bool:
+    def _jetstream_on(self) -> bool:
         """True once a client connection gets an INFO line that says JetStream is on."""
-        process = self._process
-        assert process is not None
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                return False
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                    line = sock.makefile("rb").readline(65536)
-            except OSError:
-                time.sleep(0.05)
-                continue
-            if line.startswith(b"INFO ") and json.loads(line[5:]).get("jetstream") is True:
-                return True
-            time.sleep(0.05)
-        return False
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                line = sock.makefile("rb").readline(65536)
+        except OSError:
+            return False
+        return line.startswith(b"INFO ") and json.loads(line[5:]).get("jetstream") is True
 
 
 @contextmanager

@@ -1,4 +1,5 @@
-"""Real redis-servers for the component tests (registered for the whole suite in conftest.py).
+"""Real redis-servers for the component tests (a pytest plugin: the root conftest.py registers it
+for the whole suite).
 
 ``redis_server`` starts one server per session (no persistence, a temporary directory);
 ``redis_client`` gives each test an emptied database and a client that returns bytes (tests that
@@ -10,9 +11,7 @@ start again on the same port and directory (a broker restart that keeps its data
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,9 +21,11 @@ import pytest
 import redis
 import redis.asyncio
 
+from tests.kit.ports import free_port
+from tests.kit.servers.process import ready_within, stop_process
+
 REDIS_SERVER = "/usr/bin/redis-server"
 START_TIMEOUT = 10.0  # seconds for the server to answer PING
-STOP_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -38,13 +39,6 @@ class RedisServer:
 
     def client(self) -> redis.asyncio.Redis:
         return redis.asyncio.Redis(host=self.host, port=self.port, socket_timeout=30)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _executable() -> str:
@@ -71,38 +65,26 @@ def _args(port: int, workdir: Path, durable: bool) -> list[str]:
 
 
 def _wait_ready(process: subprocess.Popen[bytes], port: int) -> bool:
-    deadline = time.monotonic() + START_TIMEOUT
+    """False when the server exits first: most likely another process took the port meanwhile."""
     client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1)
+
+    def answers() -> bool:
+        try:
+            return bool(client.ping())
+        except (redis.ConnectionError, redis.BusyLoadingError):
+            return False
+
     try:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                return False  # exited: most likely the port was taken meanwhile
-            try:
-                if client.ping():
-                    return True
-            except redis.ConnectionError:
-                time.sleep(0.05)
-            except redis.BusyLoadingError:
-                time.sleep(0.05)
-        return False
+        return ready_within(process, answers, START_TIMEOUT)
     finally:
         client.close()
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(STOP_TIMEOUT)
 
 
 @contextmanager
 def running_redis(workdir: Path) -> Iterator[RedisServer]:
     """A redis-server on 127.0.0.1 (a free port; tried again if another process took it)."""
     for _ in range(3):
-        port = _free_port()
+        port = free_port()
         process = subprocess.Popen(
             _args(port, workdir, durable=False),
             stdout=subprocess.DEVNULL,
@@ -113,7 +95,7 @@ def running_redis(workdir: Path) -> Iterator[RedisServer]:
                 yield RedisServer("127.0.0.1", port)
                 return
         finally:
-            _stop(process)
+            stop_process(process)
     raise RuntimeError(f"redis-server did not start; see the logs in {workdir}")
 
 
@@ -122,7 +104,7 @@ class DurableRedis:
     """A redis-server with AOF + RDB in ``workdir`` that can be stopped and started again."""
 
     workdir: Path
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -137,14 +119,14 @@ class DurableRedis:
             stderr=subprocess.STDOUT,
         )
         if not _wait_ready(process, self.port):
-            _stop(process)
+            stop_process(process)
             raise RuntimeError(f"redis-server did not start; see the logs in {self.workdir}")
         self.process = process
 
     def stop(self) -> None:
         """A clean shutdown (SIGTERM): Redis writes its data before it exits."""
         if self.process is not None:
-            _stop(self.process)
+            stop_process(self.process)
             self.process = None
 
 

@@ -14,10 +14,7 @@ import fcntl
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -27,6 +24,9 @@ from pathlib import Path
 
 from minio import Minio
 
+from tests.kit.ports import free_port
+from tests.kit.servers.process import ready_within, stop_process
+
 # The proxy's pseudo-version of MinIO's main module at the time of writing (MinIO publishes no
 # Go module versions), pinned so every machine tests against the same server.
 VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
@@ -35,7 +35,6 @@ CACHE = Path.home() / ".cache" / "lambdalet" / "minio" / VERSION
 GO = "/usr/local/go/bin/go"
 BUILD_TIMEOUT = 15 * 60.0  # seconds for go install on 2 cores (about 4 minutes measured)
 START_TIMEOUT = 30.0  # seconds until /minio/health/ready answers 200
-STOP_TIMEOUT = 10.0
 ROOT_USER = "lambdalet"
 ROOT_PASSWORD = "lambdalet-secret"  # loopback-only test server
 
@@ -50,13 +49,6 @@ class WebhookTarget:
 
 def arn(target_id: str) -> str:
     return f"arn:minio:sqs::{target_id.upper()}:webhook"  # MinIO keeps the env suffix's case
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def binary() -> Path:
@@ -136,15 +128,6 @@ def _ready(host: str, port: int) -> bool:
         return False
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(STOP_TIMEOUT)
-
-
 @contextmanager
 def running_minio(
     workdir: Path, targets: Mapping[str, WebhookTarget], host: str = "127.0.0.1"
@@ -169,11 +152,8 @@ def running_minio(
     with log.open("wb") as out:
         process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not _ready(host, port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"minio did not start on port {port}; see {log}")
-            time.sleep(0.1)
+        if not ready_within(process, lambda: _ready(host, port), START_TIMEOUT, interval=0.1):
+            raise RuntimeError(f"minio did not start on port {port}; see {log}")
         yield MinioServer(host, port, log)
     finally:
-        _stop(process)
+        stop_process(process)

@@ -18,17 +18,18 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.kit.ports import free_port
+from tests.kit.servers.process import boot
+
+REPO = Path(__file__).resolve().parents[3]
 FETCH_SCRIPT = REPO / "e2e" / "cluster" / "elasticmq.sh"
 FETCH_TIMEOUT = 600.0  # Maven Central, first run only (~50 MB)
 BOOT_TIMEOUT = 60.0  # seconds until the SQS API answers
@@ -38,13 +39,6 @@ REGION = "us-east-1"
 # A small heap, the serial collector and C1 only: it boots faster on two cores and the tests
 # put little load on it.
 JVM_OPTIONS = ("-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def class_path() -> str:
@@ -105,7 +99,6 @@ class ElasticMQ:
 
     def start(self) -> None:
         """Boot the JVM; returns once the SQS API answers (at most BOOT_TIMEOUT)."""
-        started = time.monotonic()
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME")}
         with (self.workdir / "elasticmq.log").open("ab") as out:
             self._process = subprocess.Popen(
@@ -124,16 +117,15 @@ class ElasticMQ:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        deadline = started + BOOT_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"ElasticMQ exited; see {self.workdir}/elasticmq.log")
-            if _answers(self.endpoint):
-                self.boot_seconds.append(time.monotonic() - started)
-                return
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"ElasticMQ did not boot in {BOOT_TIMEOUT} s; see {self.workdir}")
+        seconds = boot(
+            self._process,
+            lambda: _answers(self.endpoint),
+            BOOT_TIMEOUT,
+            name="ElasticMQ",
+            log=f"{self.workdir}/elasticmq.log",
+            stop=self.stop,
+        )
+        self.boot_seconds.append(seconds)
 
     def stop(self) -> None:
         """SIGTERM (the JVM's shutdown hooks close the store), then SIGKILL if it lingers."""
