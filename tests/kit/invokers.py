@@ -18,9 +18,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lambdalet.activator.model import FunctionKey as Key
-from lambdalet.activator.model import InvokeResult
-from lambdalet.dispatcher.outcome import Answer
+from lambdalet.contracts.invocation import InvokeResult
+from lambdalet.contracts.keys import Key
+from lambdalet.dispatcher.delivery.outcome import Answer
 
 
 @dataclass
