@@ -41,6 +41,7 @@ from lambdalet.activator.forward import Forwarder
 from lambdalet.activator.metrics import Metrics
 from lambdalet.activator.model import FunctionConfig
 from lambdalet.activator.upstream import ConnectFailed, ExchangeFailed, Pool, StaleConnection
+from lambdalet.backoff import backoff
 from lambdalet.contracts.invocation import InvokeRejected, InvokeResult
 from lambdalet.contracts.keys import Key
 
@@ -441,7 +442,7 @@ class Proxy:
     def _mark_down(self, target: Target, pod: Pod, error: ConnectFailed) -> None:
         """Skip a pod that refused a connection for a while, then try it again."""
         pod.failures += 1
-        delay = min(DOWN_FIRST_SECONDS * 2 ** (pod.failures - 1), DOWN_MAX_SECONDS)
+        delay = backoff(pod.failures, DOWN_FIRST_SECONDS, DOWN_MAX_SECONDS)
         pod.down_until = self._loop.time() + delay
         self._pool.forget(pod.address)
         log.info("pod %s of %s/%s unreachable, skipped for %.1f s: %s", pod.ip, *target.config.key,

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from lambdalet.backoff import backoff
 from lambdalet.k8s.client import KubeClient
 from lambdalet.k8s.errors import KubeError
 
@@ -39,21 +40,22 @@ async def informer(
 ) -> None:
     """Run until cancelled; ``on_change`` gets ADDED / MODIFIED / DELETED and the object."""
     selector = {"labelSelector": label_selector} if label_selector else {}
-    delay = BACKOFF_FIRST
+    failures = 0
     while True:
         try:
             version: str | None = await _list(
                 client, api_version, kind, namespace, selector, on_sync
             )
-            delay = BACKOFF_FIRST
+            failures = 0
             while version is not None:
                 version = await _watch(
                     client, api_version, kind, namespace, selector, version, on_change
                 )
         except KubeError as exc:
+            failures += 1
+            delay = backoff(failures, BACKOFF_FIRST, BACKOFF_MAX)
             log.warning("%s: %s; listing again in %.1f s", kind, exc, delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, BACKOFF_MAX)
 
 
 async def _list(

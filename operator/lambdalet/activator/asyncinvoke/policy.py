@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from lambdalet.backoff import backoff
 from lambdalet.contracts.invocation import InvokeRejected, InvokeResult
 
 MAX_ASYNC_PAYLOAD = 262_144  # bytes; Lambda's limit for asynchronous invocations (256 KiB)
@@ -225,11 +226,10 @@ def after_attempt(
         counted = replace(counted, errors=counted.errors + 1)
         if counted.errors > max_retries:
             return GiveUp(counted, Condition.RETRIES_EXHAUSTED)
-        delay = policy.retry_base_delay * 2.0 ** min(counted.errors - 1, 30)
+        delay = backoff(counted.errors, policy.retry_base_delay, math.inf)
     else:
         counted = replace(counted, throttles=counted.throttles + 1)
-        exponent = min(counted.throttles - 1, 30)  # 2^30 s is past any cap; avoids overflow
-        delay = min(policy.throttle_max_delay, policy.throttle_base_delay * 2.0**exponent)
+        delay = backoff(counted.throttles, policy.throttle_base_delay, policy.throttle_max_delay)
     due_at = now + delay
     if due_at >= expires_at(counted, max_event_age):
         return GiveUp(counted, Condition.EVENT_AGE_EXCEEDED)

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from lambdalet.api.eventsource import EventSourceSpec
+from lambdalet.backoff import backoff
 from lambdalet.contracts.keys import Key
 from lambdalet.dispatcher.delivery.invoker import ACTIVATOR_HOLD_SECONDS, invoke_timeout
 from lambdalet.dispatcher.delivery.outcome import (
@@ -140,11 +141,6 @@ class DeliveryStats:
     source_errors: int = 0
 
 
-def backoff_delay(attempt: int, initial: float, cap: float) -> float:
-    """Seconds before try ``attempt`` + 1: initial, doubling, at most cap (0.1, 0.2, 0.4, ...)."""
-    return min(cap, initial * 2.0 ** min(attempt, 62))
-
-
 Step = tuple[Literal["dead_letter", "retry", "drop", "ack"], tuple[Message, ...], str]
 
 
@@ -203,10 +199,11 @@ class Delivery:
                     self.stats.source_errors += 1
                     self._started = False
                     config = isinstance(exc, SourceConfigError)
+                    failures += 1
                     delay = (
                         settings.backoff_max
                         if config
-                        else backoff_delay(failures, settings.backoff_initial, settings.backoff_max)
+                        else backoff(failures, settings.backoff_initial, settings.backoff_max)
                     )
                     log.warning(
                         "event source for %s/%s: %s; again in %.1f s",
@@ -214,7 +211,6 @@ class Delivery:
                         exc,
                         delay,
                     )
-                    failures += 1
                     await self._clock.sleep(delay)
         finally:
             await self._close()
@@ -290,7 +286,7 @@ class Delivery:
         """The Function's answer; one it never gave is asked for again for ``failure_hold`` s."""
         settings = self._settings
         started = self._clock.now()
-        attempt = 0
+        failed = 0
         while True:
             answer = await self._invoker.invoke(
                 settings.function, payload, timeout=settings.invoke_timeout
@@ -299,7 +295,8 @@ class Delivery:
             if not isinstance(answer, InvokeFailed):
                 return answer
             self.stats.not_answered += 1
-            delay = backoff_delay(attempt, settings.backoff_initial, settings.backoff_max)
+            failed += 1
+            delay = backoff(failed, settings.backoff_initial, settings.backoff_max)
             if self._clock.now() - started + delay > settings.failure_hold:
                 return answer
             log.info(
@@ -309,7 +306,6 @@ class Delivery:
                 answer.message,
                 delay,
             )
-            attempt += 1
             await self._clock.sleep(delay)
 
     async def _settle(self) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from lambdalet.api.schedule import Timetable, next_fire
+from lambdalet.backoff import backoff
 
 ACCOUNT_ID = "000000000000"  # the activator's fake account (activator.events.ACCOUNT_ID)
 DEFAULT_REGION = "us-east-1"
@@ -86,7 +87,8 @@ def retry_at(
     used, past the tick's grace, or the next tick is due by then and supersedes it)."""
     if attempts >= policy.attempts:
         return None
-    at = now + min(policy.backoff * (1 << min(attempts - 1, 20)), policy.max_backoff)
+    delay = backoff(attempts, policy.backoff.total_seconds(), policy.max_backoff.total_seconds())
+    at = now + timedelta(seconds=delay)
     following = next_fire(timetable, tick)
     if at > tick + policy.grace or (following is not None and at >= following):
         return None
