@@ -9,7 +9,8 @@ import pytest
 
 from lambdalet import __version__
 from lambdalet.api.function import PullPolicy, Runtime
-from lambdalet.settings import Settings, SettingsError
+from lambdalet.environment import SettingsError
+from lambdalet.settings import Settings
 
 
 def test_defaults() -> None:

@@ -42,21 +42,12 @@ The autoscaler (``lambdalet.autoscaler``), inside the operator process:
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from lambdalet import __version__
 from lambdalet.api.function import PullPolicy, Runtime
-from lambdalet.service_links import LinkGuard
-
-# A namespace name (DNS-1123 label).
-DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
-
-
-class SettingsError(ValueError):
-    """An environment variable holds a value the operator cannot use."""
+from lambdalet.environment import Environment, SettingsError
 
 
 @dataclass(frozen=True)
@@ -79,64 +70,41 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        env = LinkGuard(env, SettingsError)
-        defaults = cls()
-        try:
-            pull_policy = PullPolicy(
-                env.get("LAMBDALET_IMAGE_PULL_POLICY", defaults.image_pull_policy)
-            )
-            resync = _seconds(env, "LAMBDALET_RESYNC_SECONDS", defaults.resync_seconds)
-            port = _port(env, "LAMBDALET_AUTOSCALER_PORT_NUMBER", defaults.autoscaler_port)
-            tick = _seconds(
-                env, "LAMBDALET_AUTOSCALER_TICK_SECONDS", defaults.autoscaler_tick_seconds
-            )
-            stable = _seconds(
-                env,
-                "LAMBDALET_AUTOSCALER_STABLE_WINDOW_SECONDS",
-                defaults.autoscaler_stable_window_seconds,
-            )
-            panic = _seconds(
-                env,
-                "LAMBDALET_AUTOSCALER_PANIC_WINDOW_SECONDS",
-                defaults.autoscaler_panic_window_seconds,
-            )
-        except ValueError as exc:
-            raise SettingsError(str(exc)) from exc
+        # An empty number or namespace is a mistake in the Deployment, not the default.
+        read = Environment(env, empty="invalid")
+        stable = read.seconds(
+            "LAMBDALET_AUTOSCALER_STABLE_WINDOW_SECONDS", cls.autoscaler_stable_window_seconds
+        )
+        panic = read.seconds(
+            "LAMBDALET_AUTOSCALER_PANIC_WINDOW_SECONDS", cls.autoscaler_panic_window_seconds
+        )
         if not 1 <= panic <= stable:
             raise SettingsError(
                 "LAMBDALET_AUTOSCALER_PANIC_WINDOW_SECONDS must be at least 1 and at most "
                 f"LAMBDALET_AUTOSCALER_STABLE_WINDOW_SECONDS, not {panic} (stable: {stable})"
             )
-        namespaces = tuple(env.get("LAMBDALET_NAMESPACES", "").split())
-        dispatcher_namespace = env.get(
-            "LAMBDALET_DISPATCHER_NAMESPACE", defaults.dispatcher_namespace
-        ).strip()
-        if not DNS_LABEL.fullmatch(dispatcher_namespace):
-            raise SettingsError(
-                "LAMBDALET_DISPATCHER_NAMESPACE must be a namespace name (lowercase letters, "
-                f"digits and '-', at most 63), not {dispatcher_namespace!r}"
-            )
-        election = env.get("LAMBDALET_LEADER_ELECTION_NAMESPACE", "").strip() or None
-        if election is not None and not DNS_LABEL.fullmatch(election):
-            raise SettingsError(
-                f"LAMBDALET_LEADER_ELECTION_NAMESPACE must be a namespace name, not {election!r}"
-            )
         return cls(
-            runtime_image_prefix=env.get(
-                "LAMBDALET_RUNTIME_IMAGE_PREFIX", defaults.runtime_image_prefix
+            runtime_image_prefix=read.text(
+                "LAMBDALET_RUNTIME_IMAGE_PREFIX", cls.runtime_image_prefix
             ),
-            runtime_image_tag=env.get("LAMBDALET_RUNTIME_IMAGE_TAG", defaults.runtime_image_tag),
-            image_pull_policy=pull_policy,
-            activator_url=env.get("LAMBDALET_ACTIVATOR_URL", defaults.activator_url).rstrip("/"),
-            announce_url=env.get("LAMBDALET_ANNOUNCE_URL", defaults.announce_url),
-            namespaces=namespaces,
-            resync_seconds=resync,
-            dispatcher_namespace=dispatcher_namespace,
-            leader_election_namespace=election,
-            identity=env.get("LAMBDALET_POD_NAME", ""),
-            autoscaler_port=port,
-            autoscaler_host=env.get("LAMBDALET_AUTOSCALER_HOST", defaults.autoscaler_host),
-            autoscaler_tick_seconds=tick,
+            runtime_image_tag=read.text("LAMBDALET_RUNTIME_IMAGE_TAG", cls.runtime_image_tag),
+            image_pull_policy=read.choice("LAMBDALET_IMAGE_PULL_POLICY", cls.image_pull_policy),
+            activator_url=read.url("LAMBDALET_ACTIVATOR_URL", cls.activator_url),
+            announce_url=read.text("LAMBDALET_ANNOUNCE_URL", cls.announce_url),
+            namespaces=read.words("LAMBDALET_NAMESPACES"),
+            resync_seconds=read.seconds("LAMBDALET_RESYNC_SECONDS", cls.resync_seconds),
+            dispatcher_namespace=read.namespace(
+                "LAMBDALET_DISPATCHER_NAMESPACE", cls.dispatcher_namespace
+            ),
+            leader_election_namespace=read.optional_namespace(
+                "LAMBDALET_LEADER_ELECTION_NAMESPACE"
+            ),
+            identity=read.text("LAMBDALET_POD_NAME", ""),
+            autoscaler_port=read.port("LAMBDALET_AUTOSCALER_PORT_NUMBER", cls.autoscaler_port),
+            autoscaler_host=read.text("LAMBDALET_AUTOSCALER_HOST", cls.autoscaler_host),
+            autoscaler_tick_seconds=read.seconds(
+                "LAMBDALET_AUTOSCALER_TICK_SECONDS", cls.autoscaler_tick_seconds
+            ),
             autoscaler_stable_window_seconds=stable,
             autoscaler_panic_window_seconds=panic,
         )
@@ -147,27 +115,3 @@ class Settings:
 
     def function_url(self, namespace: str, name: str) -> str:
         return f"{self.activator_url}/fn/{namespace}/{name}"
-
-
-def _seconds(env: Mapping[str, str], variable: str, default: float) -> float:
-    """A positive, finite number of seconds: nan and inf would silently stop a loop that sleeps
-    that long, and 0 would make it spin."""
-    raw = env.get(variable)
-    try:
-        value = default if raw is None else float(raw)
-    except ValueError:
-        value = math.nan
-    if not (0 < value < math.inf):
-        raise SettingsError(f"{variable} must be a positive, finite number, not {raw!r}")
-    return value
-
-
-def _port(env: Mapping[str, str], variable: str, default: int) -> int:
-    raw = env.get(variable)
-    try:
-        value = default if raw is None else int(raw)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise SettingsError(f"{variable} must be a port number (0 to 65535), not {raw!r}")
-    return value

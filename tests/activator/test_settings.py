@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lambdalet.activator.settings import ActivatorSettings, SettingsError
+from lambdalet.activator.settings import ActivatorSettings
+from lambdalet.environment import SettingsError
 
 
 def test_defaults() -> None:

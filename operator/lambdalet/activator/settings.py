@@ -43,16 +43,11 @@ a ``…_PORT`` setting is what a Service ``…`` overwrites).
 
 from __future__ import annotations
 
-import math
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from lambdalet.service_links import LinkGuard
-
-
-class SettingsError(ValueError):
-    """An environment variable holds a value the activator cannot use."""
+from lambdalet.environment import Environment
 
 
 @dataclass(frozen=True)
@@ -80,51 +75,33 @@ class ActivatorSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ActivatorSettings:
-        env = LinkGuard(env, SettingsError)
-        d = cls()
-
-        def number(name: str, default: float, low: float, high: float) -> float:
-            raw = env.get(name)
-            if raw is None or raw == "":
-                return default
-            try:
-                value = float(raw)
-            except ValueError as exc:
-                raise SettingsError(f"{name} must be a number, not {raw!r}") from exc
-            if not (low <= value <= high) or math.isnan(value):
-                raise SettingsError(f"{name} must be between {low:g} and {high:g}, not {raw}")
-            return value
-
-        verify = env.get("LAMBDALET_VERIFY_PEER_IP", "true").strip().lower()
-        if verify not in ("true", "false", "1", "0", "yes", "no"):
-            raise SettingsError(f"LAMBDALET_VERIFY_PEER_IP must be true or false, not {verify}")
+        # An empty number is the default: the chart may leave a value empty.
+        read = Environment(env, empty="unset")
         return cls(
-            port=int(number("LAMBDALET_ACTIVATOR_PORT_NUMBER", d.port, 0, 65535)),
-            internal_port=int(
-                number("LAMBDALET_ACTIVATOR_INTERNAL_PORT_NUMBER", d.internal_port, 0, 65535)
+            port=read.port("LAMBDALET_ACTIVATOR_PORT_NUMBER", cls.port),
+            internal_port=read.port("LAMBDALET_ACTIVATOR_INTERNAL_PORT_NUMBER", cls.internal_port),
+            public_port=read.port("LAMBDALET_ACTIVATOR_PUBLIC_PORT_NUMBER", cls.public_port),
+            host=read.text("LAMBDALET_ACTIVATOR_HOST", cls.host),
+            autoscaler_url=read.url("LAMBDALET_AUTOSCALER_URL", cls.autoscaler_url),
+            domain=read.optional("LAMBDALET_ACTIVATOR_DOMAIN"),
+            default_namespace=read.text("LAMBDALET_DEFAULT_NAMESPACE", cls.default_namespace),
+            hold_limit=read.whole("LAMBDALET_HOLD_LIMIT", cls.hold_limit, 0, 1_000_000),
+            hold_timeout=read.number("LAMBDALET_HOLD_TIMEOUT_SECONDS", cls.hold_timeout, 0.1, 3600),
+            max_body_bytes=read.whole(
+                "LAMBDALET_MAX_BODY_BYTES", cls.max_body_bytes, 1, 64 * 1024 * 1024
             ),
-            public_port=int(
-                number("LAMBDALET_ACTIVATOR_PUBLIC_PORT_NUMBER", d.public_port, 0, 65535)
+            redis_url=read.optional("LAMBDALET_REDIS_URL"),
+            pod_name=read.optional("LAMBDALET_POD_NAME") or socket.gethostname(),
+            verify_peer_ip=read.flag("LAMBDALET_VERIFY_PEER_IP", cls.verify_peer_ip),
+            namespaces=read.words("LAMBDALET_NAMESPACES"),
+            peers_namespace=read.optional_namespace("LAMBDALET_PEERS_NAMESPACE"),
+            peer_lease_seconds=read.number(
+                "LAMBDALET_PEER_LEASE_SECONDS", cls.peer_lease_seconds, 1, 300
             ),
-            host=env.get("LAMBDALET_ACTIVATOR_HOST", d.host),
-            autoscaler_url=env.get("LAMBDALET_AUTOSCALER_URL", d.autoscaler_url).rstrip("/"),
-            domain=env.get("LAMBDALET_ACTIVATOR_DOMAIN") or None,
-            default_namespace=env.get("LAMBDALET_DEFAULT_NAMESPACE", d.default_namespace),
-            hold_limit=int(number("LAMBDALET_HOLD_LIMIT", d.hold_limit, 0, 1_000_000)),
-            hold_timeout=number("LAMBDALET_HOLD_TIMEOUT_SECONDS", d.hold_timeout, 0.1, 3600),
-            max_body_bytes=int(
-                number("LAMBDALET_MAX_BODY_BYTES", d.max_body_bytes, 1, 64 * 1024 * 1024)
-            ),
-            redis_url=env.get("LAMBDALET_REDIS_URL") or None,
-            pod_name=env.get("LAMBDALET_POD_NAME") or socket.gethostname(),
-            verify_peer_ip=verify in ("true", "1", "yes"),
-            namespaces=tuple(env.get("LAMBDALET_NAMESPACES", "").split()),
-            peers_namespace=env.get("LAMBDALET_PEERS_NAMESPACE", "").strip() or None,
-            peer_lease_seconds=number("LAMBDALET_PEER_LEASE_SECONDS", d.peer_lease_seconds, 1, 300),
-            peer_key=env.get("LAMBDALET_PEER_KEY", "").strip() or None,
-            pod_ip=env.get("LAMBDALET_POD_IP", "").strip() or None,
-            drain_seconds=number("LAMBDALET_DRAIN_SECONDS", d.drain_seconds, 0, 3600),
-            shutdown_timeout=number(
-                "LAMBDALET_SHUTDOWN_TIMEOUT_SECONDS", d.shutdown_timeout, 0, 3600
+            peer_key=read.optional("LAMBDALET_PEER_KEY"),
+            pod_ip=read.optional("LAMBDALET_POD_IP"),
+            drain_seconds=read.number("LAMBDALET_DRAIN_SECONDS", cls.drain_seconds, 0, 3600),
+            shutdown_timeout=read.number(
+                "LAMBDALET_SHUTDOWN_TIMEOUT_SECONDS", cls.shutdown_timeout, 0, 3600
             ),
         )

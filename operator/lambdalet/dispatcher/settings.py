@@ -33,16 +33,11 @@ LAMBDALET_MAX_INVOCATIONS         invocations in flight at once, all sources tog
 
 from __future__ import annotations
 
-import math
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from lambdalet.service_links import LinkGuard
-
-
-class SettingsError(ValueError):
-    """An environment variable holds a value the dispatcher cannot use."""
+from lambdalet.environment import Environment, SettingsError
 
 
 @dataclass(frozen=True)
@@ -63,43 +58,27 @@ class DispatcherSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DispatcherSettings:
-        env = LinkGuard(env, SettingsError)
-        d = cls()
-
-        def number(name: str, default: float, low: float, high: float) -> float:
-            raw = env.get(name)
-            if raw is None or raw == "":
-                return default
-            try:
-                value = float(raw)
-            except ValueError as exc:
-                raise SettingsError(f"{name} must be a number, not {raw!r}") from exc
-            if not (low <= value <= high) or math.isnan(value):
-                raise SettingsError(f"{name} must be between {low:g} and {high:g}, not {raw}")
-            return value
-
-        key = env.get("LAMBDALET_DISPATCHER_WEBHOOK_KEY", "")
+        # An empty number or namespace is the default: the chart may leave a value empty.
+        read = Environment(env, empty="unset")
+        key = read.text("LAMBDALET_DISPATCHER_WEBHOOK_KEY", "")
         if key and len(key) < 16:
             raise SettingsError("LAMBDALET_DISPATCHER_WEBHOOK_KEY must be at least 16 characters")
-        restart = env.get("LAMBDALET_DISPATCHER_S3_ALLOW_RESTART", "false").strip().lower()
-        if restart not in ("true", "false"):
-            raise SettingsError(
-                f"LAMBDALET_DISPATCHER_S3_ALLOW_RESTART must be true or false, not {restart}"
-            )
         return cls(
-            name=env.get("LAMBDALET_DISPATCHER_NAME") or socket.gethostname(),
-            namespace=env.get("LAMBDALET_DISPATCHER_NAMESPACE") or d.namespace,
-            activator_url=env.get("LAMBDALET_ACTIVATOR_URL", d.activator_url).rstrip("/"),
-            autoscaler_url=env.get("LAMBDALET_AUTOSCALER_URL", d.autoscaler_url).rstrip("/"),
-            namespaces=tuple(env.get("LAMBDALET_NAMESPACES", "").split()),
-            host=env.get("LAMBDALET_DISPATCHER_HOST", d.host),
-            port=int(number("LAMBDALET_DISPATCHER_PORT_NUMBER", d.port, 0, 65535)),
-            s3_url=(env.get("LAMBDALET_DISPATCHER_S3_URL") or "").rstrip("/") or None,
+            name=read.optional("LAMBDALET_DISPATCHER_NAME") or socket.gethostname(),
+            namespace=read.namespace("LAMBDALET_DISPATCHER_NAMESPACE", cls.namespace),
+            activator_url=read.url("LAMBDALET_ACTIVATOR_URL", cls.activator_url),
+            autoscaler_url=read.url("LAMBDALET_AUTOSCALER_URL", cls.autoscaler_url),
+            namespaces=read.words("LAMBDALET_NAMESPACES"),
+            host=read.text("LAMBDALET_DISPATCHER_HOST", cls.host),
+            port=read.port("LAMBDALET_DISPATCHER_PORT_NUMBER", cls.port),
+            s3_url=(read.optional("LAMBDALET_DISPATCHER_S3_URL") or "").rstrip("/") or None,
             webhook_key=key.encode(),
-            s3_queue_dir=env.get("LAMBDALET_DISPATCHER_S3_QUEUE_DIR") or None,
-            s3_allow_restart=restart == "true",
-            report_seconds=number(
-                "LAMBDALET_DISPATCHER_REPORT_SECONDS", d.report_seconds, 0.1, 300
+            s3_queue_dir=read.optional("LAMBDALET_DISPATCHER_S3_QUEUE_DIR"),
+            s3_allow_restart=read.flag(
+                "LAMBDALET_DISPATCHER_S3_ALLOW_RESTART", cls.s3_allow_restart
             ),
-            max_invocations=int(number("LAMBDALET_MAX_INVOCATIONS", d.max_invocations, 1, 10_000)),
+            report_seconds=read.number(
+                "LAMBDALET_DISPATCHER_REPORT_SECONDS", cls.report_seconds, 0.1, 300
+            ),
+            max_invocations=read.whole("LAMBDALET_MAX_INVOCATIONS", cls.max_invocations, 1, 10_000),
         )
