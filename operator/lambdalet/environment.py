@@ -39,7 +39,9 @@ class SettingsError(ValueError):
 
 
 class Environment:
-    """A component's environment, read one variable at a time by type."""
+    """A component's environment, read one variable at a time by type. ``empty`` says what an
+    empty value of a typed setting (number, whole number, port, seconds, flag, choice, namespace)
+    means: ``"unset"``, the default; ``"invalid"``, an error."""
 
     def __init__(self, env: Mapping[str, str], *, empty: Empty) -> None:
         self._env = LinkGuard(env, SettingsError)
