@@ -9,7 +9,7 @@ import pytest
 
 from lambdalet.activator.model import InvokeResult
 from lambdalet.api.eventsource import EventSourceSpec
-from lambdalet.dispatcher.delivery import Delivery, DeliverySettings, backoff_delay
+from lambdalet.dispatcher.delivery import Delivery, DeliverySettings
 from lambdalet.dispatcher.outcome import Answer, FailureKind, InvokeFailed, Policy
 from tests.dispatcher.fakes import FakeSource, Idle
 from tests.kit.clock import FakeClock
@@ -386,13 +386,6 @@ def test_settings_from_spec() -> None:
     assert (got.batch_size, got.batch_window, got.enabled) == (100, 2.0, False)
     assert got.policy == Policy(max_retries=4, dead_letter=True, report_batch_item_failures=True)
     assert got.invoke_timeout == 75.0  # hold 60 + function 10 + margin 5
-
-
-@pytest.mark.parametrize(
-    ("attempt", "delay"), [(0, 0.1), (1, 0.2), (3, 0.8), (8, 25.6), (9, 30.0), (500, 30.0)]
-)
-def test_backoff_delay(attempt: int, delay: float) -> None:
-    assert backoff_delay(attempt, 0.1, 30.0) == pytest.approx(delay)
 
 
 async def test_health_is_told_on_each_change_not_each_turn(source: FakeSource) -> None:

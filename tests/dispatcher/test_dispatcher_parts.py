@@ -9,9 +9,10 @@ import pytest
 
 from lambdalet.dispatcher.membership import lease_manifest, lease_name
 from lambdalet.dispatcher.runners import webhook_token
-from lambdalet.dispatcher.settings import DispatcherSettings, SettingsError
+from lambdalet.dispatcher.settings import DispatcherSettings
 from lambdalet.dispatcher.status import Firing, may_claim
 from lambdalet.dispatcher.supervisor import _auth_secret
+from lambdalet.environment import SettingsError
 
 T = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 TTL = timedelta(minutes=2)

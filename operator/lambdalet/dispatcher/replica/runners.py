@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from lambdalet.api.eventsource import EventSourceSpec
 from lambdalet.api.schedule import ScheduleError, parse
+from lambdalet.backoff import backoff
 from lambdalet.contracts.invocation import InvokeResult
 from lambdalet.contracts.keys import Key
 from lambdalet.dispatcher.delivery.invoker import (
@@ -54,6 +55,7 @@ log = logging.getLogger("lambdalet.dispatcher")
 
 RETRY_SETUP_SECONDS = 30.0  # before building a source again after a missing Secret
 S3_RECHECK_SECONDS = 60.0  # between checks that the bucket's notification is still set up
+S3_RETRY_FIRST_SECONDS = 2.0  # after an S3 server fails, doubling up to RETRY_SETUP_SECONDS
 
 
 class SecretMissing(Exception):
@@ -366,7 +368,7 @@ class S3Runner(_Base):
         spec = self._assignment.spec.s3
         assert spec is not None
         await self._starting()
-        delay = 1.0
+        failures = 0  # of the server, in a row
         while not self._stopping.is_set():
             try:
                 await self._ensure()
@@ -375,16 +377,17 @@ class S3Runner(_Base):
                 )
                 # Checked again now and then: a rule or target removed on the server by hand
                 # (or lost with a MinIO that keeps no config) is put back.
-                delay = S3_RECHECK_SECONDS
+                delay, failures = S3_RECHECK_SECONDS, 0
             except SecretMissing as exc:
                 await self._report(False, "SecretNotFound", str(exc))
-                delay = RETRY_SETUP_SECONDS
+                delay, failures = RETRY_SETUP_SECONDS, 0
             except SourceConfigError as exc:
                 await self._report(False, "SourceMisconfigured", str(exc))
-                delay = RETRY_SETUP_SECONDS
+                delay, failures = RETRY_SETUP_SECONDS, 0
             except SourceError as exc:
                 await self._report(False, "SourceUnavailable", str(exc))
-                delay = min(delay * 2, RETRY_SETUP_SECONDS)
+                failures += 1
+                delay = backoff(failures, S3_RETRY_FIRST_SECONDS, RETRY_SETUP_SECONDS)
             if await self._pause(delay):
                 return
 
