@@ -11,7 +11,7 @@ from typing import Any
 
 from lambdalet import names
 from lambdalet.contracts.problems import Problem
-from lambdalet.k8s import KubeClient, PermanentKubeError, TransientKubeError
+from lambdalet.k8s import AlreadyExists, KubeClient, PermanentKubeError
 
 log = logging.getLogger("lambdalet.operator")
 
@@ -52,9 +52,8 @@ async def post_warning(
     }
     try:
         await client.create(event)
-    except TransientKubeError as exc:
-        if name and exc.reason == "AlreadyExists":
-            return
-        raise
+    except AlreadyExists:
+        if not name:
+            raise
     except PermanentKubeError as exc:  # an Event is a courtesy: never fail reconciliation on it
         log.warning("%s/%s: could not post an Event: %s", meta["namespace"], meta["name"], exc)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from lambdalet.k8s import KubeClient, KubeError, NotFound
+from lambdalet.k8s import Conflict, KubeClient, KubeError, NotFound
 from lambdalet.k8s.client import MERGE, resource_path
 
 log = logging.getLogger("lambdalet.leader")
@@ -204,10 +204,8 @@ class LeaderElector:
                     transitions += 1
                 lease["spec"] = {**previous, **spec, "leaseTransitions": transitions}
                 await self._client.request("PUT", self._path, what="take Lease", json=lease)
-        except KubeError as exc:
-            if exc.status == 409:  # another replica was quicker
-                return False
-            raise
+        except Conflict:  # another replica was quicker
+            return False
         return True
 
     async def _renew(self) -> bool:
@@ -217,8 +215,6 @@ class LeaderElector:
         lease["spec"]["renewTime"] = _stamp()
         try:
             await self._client.request("PUT", self._path, what="renew Lease", json=lease)
-        except KubeError as exc:
-            if exc.status == 409:
-                return False
-            raise
+        except Conflict:
+            return False
         return True

@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lambdalet.api.common import GROUP, VERSION
-from lambdalet.k8s import KubeClient, KubeError, NotFound
+from lambdalet.k8s import Conflict, KubeClient, KubeError, NotFound
 from lambdalet.k8s.client import APPLY, resource_path
 
 log = logging.getLogger("lambdalet.dispatcher")
@@ -155,10 +155,11 @@ class SourceStatus:
             try:
                 await self._apply(resource_version=stored["metadata"]["resourceVersion"])
                 return True
-            except KubeError as exc:
+            except Conflict:  # another replica wrote first: read again
                 self._firing = None
-                if exc.status != 409:
-                    raise
+            except KubeError:
+                self._firing = None
+                raise
         return False
 
     async def set(self, tick: datetime) -> None:
