@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel
 
 from lambdalet.api.common import CelRule, Resource
+from lambdalet.api.conditions import ConditionType
 from lambdalet.api.eventsource import EVENTSOURCE_RESOURCE, EventSource
 from lambdalet.api.function import FUNCTION_NAME, FUNCTION_RESOURCE, Function
 
@@ -113,7 +114,7 @@ class CrdSource:
         return f"{self.resource.crd_name}.yaml"
 
 
-_READY = '.status.conditions[?(@.type=="Ready")]'
+_READY = f'.status.conditions[?(@.type=="{ConditionType.READY}")]'
 _AGE = PrinterColumn("Age", "date", ".metadata.creationTimestamp", "Time since creation.")
 
 SOURCES = (

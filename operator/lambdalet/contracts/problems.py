@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from lambdalet.api.conditions import FunctionReadyReason
 from lambdalet.api.function import Function
 
 
@@ -37,4 +38,6 @@ def parse_function(body: Mapping[str, Any]) -> Function | Problem:
         details = "; ".join(
             f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
         )
-        return Problem("InvalidSpec", f"The Function's spec is invalid: {details}")
+        return Problem(
+            FunctionReadyReason.INVALID_SPEC, f"The Function's spec is invalid: {details}"
+        )

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from lambdalet import names, sharding
 from lambdalet.api.common import API_VERSION
+from lambdalet.api.conditions import EventSourceReadyReason
 from lambdalet.api.eventsource import EventSourceSpec, EventSourceStatus
 from lambdalet.contracts.events import post_warning
 from lambdalet.contracts.keys import Key
@@ -183,7 +184,8 @@ def _parse_spec(body: Mapping[str, Any]) -> EventSourceSpec | Problem:
         details = "; ".join(
             f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
         )
-        return Problem("InvalidSpec", f"The EventSource's spec is invalid: {details}")
+        reason = EventSourceReadyReason.INVALID_SPEC
+        return Problem(reason, f"The EventSource's spec is invalid: {details}")
 
 
 def _stored_status(body: Mapping[str, Any]) -> EventSourceStatus | None:

@@ -25,14 +25,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from lambdalet.api.common import Condition, ConditionStatus
+from lambdalet.api.conditions import ConditionType, EventSourceReadyReason
 from lambdalet.api.eventsource import EventSourceSpec, EventSourceStatus
 from lambdalet.api.schedule import ScheduleError, parse
 from lambdalet.contracts.problems import Problem
 
 TRUE, FALSE = ConditionStatus.TRUE, ConditionStatus.FALSE
-READY, POLLING = "Ready", "Polling"
-# Not a problem to warn about: every EventSource passes through it after each assignment.
-STARTING = "Starting"
 
 
 def schedule_error(spec: EventSourceSpec, created: datetime) -> str | None:
@@ -72,14 +70,14 @@ def eventsource_status(
         dispatcher_namespace,
         previous,
     )
-    before = condition(previous, READY)
+    before = condition(previous, ConditionType.READY)
     since = (
         before.last_transition_time
         if before is not None and before.status == status and before.last_transition_time
         else now.replace(microsecond=0)
     )
     ready = Condition(
-        type=READY,
+        type=ConditionType.READY,
         status=status,
         reason=reason,
         message=message,
@@ -95,7 +93,7 @@ def operator_fields(stored: EventSourceStatus | None) -> EventSourceStatus | Non
     """The operator's part of a stored status, to compare with ``eventsource_status``."""
     if stored is None:
         return None
-    ready = condition(stored, READY)
+    ready = condition(stored, ConditionType.READY)
     return EventSourceStatus(
         conditions=(ready,) if ready is not None else (),
         observed_generation=stored.observed_generation,
@@ -105,8 +103,10 @@ def operator_fields(stored: EventSourceStatus | None) -> EventSourceStatus | Non
 
 def problem(status: EventSourceStatus | None) -> Problem | None:
     """The reason and message of a Ready=False worth a Warning Event (not ``Starting``)."""
-    ready = condition(status, READY)
-    if ready is None or ready.status != FALSE or ready.reason in (None, STARTING):
+    ready = condition(status, ConditionType.READY)
+    if ready is None or ready.status != FALSE or ready.reason is None:
+        return None
+    if ready.reason == EventSourceReadyReason.STARTING:  # every source passes through it
         return None
     return Problem(ready.reason or "", ready.message or "")
 
@@ -133,37 +133,41 @@ def _ready(
     if not function_exists:
         return (
             FALSE,
-            "FunctionNotFound",
+            EventSourceReadyReason.FUNCTION_NOT_FOUND,
             f"Function {function} does not exist in namespace {namespace}; "
             "create it or fix spec.function.name",
         )
     if schedule_error is not None:
-        return FALSE, "InvalidSchedule", schedule_error
+        return FALSE, EventSourceReadyReason.INVALID_SCHEDULE, schedule_error
     if replica is None:
         return (
             FALSE,
-            "NoDispatcher",
+            EventSourceReadyReason.NO_DISPATCHER,
             f"no event dispatcher replica is running in namespace {dispatcher_namespace}; "
             "install the chart's dispatcher (dispatcher.replicas >= 1)",
         )
     if not spec.enabled:
         return (
             TRUE,
-            "Paused",
+            EventSourceReadyReason.PAUSED,
             f"delivery is paused (spec.enabled: false); assigned to event dispatcher {replica}",
         )
-    polling = condition(previous, POLLING)
+    polling = condition(previous, ConditionType.POLLING)
     if polling is not None and polling.observed_generation == generation:
         if polling.status == FALSE:
             return (
                 FALSE,
-                polling.reason or "NotPolling",
+                polling.reason or EventSourceReadyReason.NOT_POLLING,
                 polling.message or f"event dispatcher {replica} cannot poll the source",
             )
         if polling.status == TRUE:
             return (
                 TRUE,
-                "Delivering",
+                EventSourceReadyReason.DELIVERING,
                 f"event dispatcher {replica} delivers the source's events to Function {function}",
             )
-    return FALSE, STARTING, f"waiting for event dispatcher {replica} to start the source"
+    return (
+        FALSE,
+        EventSourceReadyReason.STARTING,
+        f"waiting for event dispatcher {replica} to start the source",
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lambdalet import names
+from lambdalet.api.conditions import FunctionReadyReason
 from lambdalet.api.function import Function
 from lambdalet.contracts.deployments import DeploymentState
 from lambdalet.contracts.problems import Problem
@@ -62,7 +63,7 @@ class Plan:
 
 def name_conflict(kind: str, name: str) -> Problem:
     return Problem(
-        "NameConflict",
+        FunctionReadyReason.NAME_CONFLICT,
         f"{kind} {name} already exists and does not belong to this Function; "
         f"delete or rename that {kind}, or rename the Function.",
     )
@@ -114,7 +115,7 @@ def plan(
     problem = None
     if observed.user_config_map_exists is False and function.spec.code.config_map is not None:
         problem = Problem(
-            "CodeNotFound",
+            FunctionReadyReason.CODE_NOT_FOUND,
             f"ConfigMap {function.spec.code.config_map.name} named in spec.code.configMap does "
             f"not exist in namespace {function.metadata.namespace}; create it or fix the name.",
         )

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from lambdalet import names
 from lambdalet.api.common import GROUP, VERSION
+from lambdalet.api.conditions import ConditionType, FunctionReadyReason
 from lambdalet.api.function import Function, FunctionStatus
 from lambdalet.contracts.deployments import DeploymentState, named, owner_uid
 from lambdalet.contracts.events import post_warning
@@ -41,7 +42,13 @@ WORKERS = 16
 BACKOFF_FIRST_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 300.0
 # Problems that can go away without any event the operator watches.
-EXTERNAL_PROBLEMS = frozenset({"CodeNotFound", "NameConflict", "ApplyRejected"})
+EXTERNAL_PROBLEMS = frozenset(
+    {
+        FunctionReadyReason.CODE_NOT_FOUND,
+        FunctionReadyReason.NAME_CONFLICT,
+        FunctionReadyReason.APPLY_REJECTED,
+    }
+)
 EXTERNAL_FIRST_SECONDS = 5.0
 # How long the operator trusts its own record of an apply over a kopf index that has not yet
 # seen the resulting watch event.
@@ -140,7 +147,7 @@ async def _reconcile_once(
             observed = replace(observed, user_config_map_exists=exists)
         decided = plan(parsed, state.settings, observed, force=force)
         problem = decided.problem
-        if problem is None or problem.reason != "NameConflict":
+        if problem is None or problem.reason != FunctionReadyReason.NAME_CONFLICT:
             problem = await _carry_out(state, parsed, decided) or problem
 
     if problem is not None and problem.reason in EXTERNAL_PROBLEMS:
@@ -178,7 +185,8 @@ async def _reconcile_once(
 
 
 def _ready_reason(status: FunctionStatus | None) -> str | None:
-    ready = next((c for c in status.conditions if c.type == "Ready"), None) if status else None
+    conditions = status.conditions if status else ()
+    ready = next((c for c in conditions if c.type == ConditionType.READY), None)
     return ready.reason if ready is not None and ready.status == "False" else None
 
 
@@ -212,7 +220,8 @@ async def _carry_out(state: OperatorState, function: Function, decided: Plan) ->
             state.applied.pop((delete.kind, namespace, delete.name), None)
     except PermanentKubeError as exc:
         return Problem(
-            "ApplyRejected", f"The API server rejected a child of this Function: {exc.message}"
+            FunctionReadyReason.APPLY_REJECTED,
+            f"The API server rejected a child of this Function: {exc.message}",
         )
     return None
 

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from lambdalet.api.common import Condition, ConditionStatus
+from lambdalet.api.conditions import ConditionType, FunctionActiveReason, FunctionReadyReason
 from lambdalet.api.function import FunctionStatus
 from lambdalet.contracts.deployments import DeploymentState
 from lambdalet.contracts.problems import Problem
@@ -47,8 +48,8 @@ def function_status(
     active = _active(deployment)
     return FunctionStatus(
         conditions=(
-            _condition("Ready", *ready, generation, previous_conditions, now),
-            _condition("Active", *active, generation, previous_conditions, now),
+            _condition(ConditionType.READY, *ready, generation, previous_conditions, now),
+            _condition(ConditionType.ACTIVE, *active, generation, previous_conditions, now),
         ),
         observed_generation=generation,
         replicas=deployment.replicas if deployment else 0,
@@ -76,28 +77,40 @@ def _ready(
     if problem is not None:
         return FALSE, problem.reason, problem.message
     if deployment is None:
-        return UNKNOWN, "Reconciling", "Creating the function's Deployment and Service."
+        return (
+            UNKNOWN,
+            FunctionReadyReason.RECONCILING,
+            "Creating the function's Deployment and Service.",
+        )
     if deployment.failure:
-        return FALSE, "DeploymentFailed", deployment.failure
+        return FALSE, FunctionReadyReason.DEPLOYMENT_FAILED, deployment.failure
     if deployment.observed_generation < deployment.generation:
-        return UNKNOWN, "Deploying", "Waiting for the Deployment controller to see the change."
+        return (
+            UNKNOWN,
+            FunctionReadyReason.DEPLOYING,
+            "Waiting for the Deployment controller to see the change.",
+        )
     if deployment.updated_replicas < deployment.replicas:
         return (
             UNKNOWN,
-            "Deploying",
+            FunctionReadyReason.DEPLOYING,
             f"Rolling out: {deployment.updated_replicas}/{deployment.replicas} instances updated.",
         )
-    return TRUE, "Ready", "The function is deployed and can be invoked."
+    return TRUE, FunctionReadyReason.READY, "The function is deployed and can be invoked."
 
 
 def _active(deployment: DeploymentState | None) -> tuple[ConditionStatus, str, str]:
     if deployment is None:
-        return UNKNOWN, "Reconciling", "No Deployment yet."
+        return UNKNOWN, FunctionActiveReason.RECONCILING, "No Deployment yet."
     if deployment.ready_replicas > 0:
-        return TRUE, "Serving", f"{deployment.ready_replicas} instance(s) ready."
+        return TRUE, FunctionActiveReason.SERVING, f"{deployment.ready_replicas} instance(s) ready."
     if deployment.replicas == 0:
-        return FALSE, "ScaledToZero", "No instances; the next invocation starts one."
-    return FALSE, "Activating", f"{deployment.replicas} instance(s) starting."
+        return (
+            FALSE,
+            FunctionActiveReason.SCALED_TO_ZERO,
+            "No instances; the next invocation starts one.",
+        )
+    return FALSE, FunctionActiveReason.ACTIVATING, f"{deployment.replicas} instance(s) starting."
 
 
 def _condition(

@@ -32,6 +32,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Protocol
 
+from lambdalet.api.conditions import PollingReason
 from lambdalet.api.eventsource import EventSourceSpec
 from lambdalet.api.schedule import ScheduleError, parse
 from lambdalet.backoff import backoff
@@ -160,9 +161,11 @@ class _Base:
     async def _starting(self) -> None:
         """Say this replica has the source now: a Polling condition another replica wrote
         before the source moved here must not stand for this one."""
-        await self._report(None, "Starting", f"event dispatcher {self._context.replica} starts")
+        await self._report(
+            None, PollingReason.STARTING, f"event dispatcher {self._context.replica} starts"
+        )
 
-    async def _report(self, ok: bool | None, reason: str, message: str) -> None:
+    async def _report(self, ok: bool | None, reason: PollingReason, message: str) -> None:
         try:
             await self.status.polling(ok, reason, message)
         except KubeError as exc:
@@ -247,9 +250,9 @@ class QueueRunner(_Base):
             try:
                 sources = await self._sources(settings, a.spec.max_concurrency)
             except SecretMissing as exc:
-                await self._report(False, "SecretNotFound", str(exc))
+                await self._report(False, PollingReason.SECRET_NOT_FOUND, str(exc))
             except SourceConfigError as exc:
-                await self._report(False, "SourceMisconfigured", str(exc))
+                await self._report(False, PollingReason.SOURCE_MISCONFIGURED, str(exc))
             else:
                 self._deliveries = [
                     Delivery(source, self._context.invoker, settings, on_health=self._health)
@@ -268,11 +271,11 @@ class QueueRunner(_Base):
 
     async def _health(self, error: SourceError | None) -> None:
         if error is None:
-            await self._report(True, "Polling", "receiving from the source")
+            await self._report(True, PollingReason.POLLING, "receiving from the source")
         elif isinstance(error, SourceConfigError):
-            await self._report(False, "SourceMisconfigured", str(error))
+            await self._report(False, PollingReason.SOURCE_MISCONFIGURED, str(error))
         else:
-            await self._report(False, "SourceUnavailable", str(error))
+            await self._report(False, PollingReason.SOURCE_UNAVAILABLE, str(error))
 
     async def _sources(self, settings: DeliverySettings, count: int) -> list[Source]:
         """``count`` sources of the EventSource's queue, one per poller (Secrets read once)."""
@@ -323,7 +326,7 @@ class ScheduleRunner(_Base):
         try:
             timetable = parse(a.spec.schedule.expression, a.spec.schedule.time_zone, a.created)
         except ScheduleError as exc:
-            await self._report(False, "SourceMisconfigured", str(exc))
+            await self._report(False, PollingReason.SOURCE_MISCONFIGURED, str(exc))
             return
         scheduler = Scheduler(
             timetable=timetable,
@@ -334,7 +337,7 @@ class ScheduleRunner(_Base):
         )
         await self._report(
             True,
-            "Polling",
+            PollingReason.POLLING,
             f"scheduled: {a.spec.schedule.expression} ({a.spec.schedule.time_zone})",
         )
         task = asyncio.create_task(scheduler.run())
@@ -373,19 +376,21 @@ class S3Runner(_Base):
             try:
                 await self._ensure()
                 await self._report(
-                    True, "Polling", f"notifications of bucket {spec.bucket} are delivered"
+                    True,
+                    PollingReason.POLLING,
+                    f"notifications of bucket {spec.bucket} are delivered",
                 )
                 # Checked again now and then: a rule or target removed on the server by hand
                 # (or lost with a MinIO that keeps no config) is put back.
                 delay, failures = S3_RECHECK_SECONDS, 0
             except SecretMissing as exc:
-                await self._report(False, "SecretNotFound", str(exc))
+                await self._report(False, PollingReason.SECRET_NOT_FOUND, str(exc))
                 delay, failures = RETRY_SETUP_SECONDS, 0
             except SourceConfigError as exc:
-                await self._report(False, "SourceMisconfigured", str(exc))
+                await self._report(False, PollingReason.SOURCE_MISCONFIGURED, str(exc))
                 delay, failures = RETRY_SETUP_SECONDS, 0
             except SourceError as exc:
-                await self._report(False, "SourceUnavailable", str(exc))
+                await self._report(False, PollingReason.SOURCE_UNAVAILABLE, str(exc))
                 failures += 1
                 delay = backoff(failures, S3_RETRY_FIRST_SECONDS, RETRY_SETUP_SECONDS)
             if await self._pause(delay):

@@ -33,13 +33,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lambdalet.api.common import GROUP, VERSION
+from lambdalet.api.conditions import ConditionType, PollingReason
 from lambdalet.k8s import Conflict, KubeClient, KubeError, NotFound
 from lambdalet.k8s.client import APPLY, resource_path
 
 log = logging.getLogger("lambdalet.dispatcher")
 
 FIELD_MANAGER = "lambdalet-dispatcher"
-POLLING = "Polling"
 MAX_MESSAGE = 1024
 
 
@@ -100,7 +100,7 @@ class SourceStatus:
         self._polling: Polling | None = None
         self._transition: str | None = None
         for condition in status.get("conditions") or ():
-            if condition.get("type") == POLLING:
+            if condition.get("type") == ConditionType.POLLING:
                 stored_status = condition.get("status")
                 self._polling = Polling(
                     None if stored_status == "Unknown" else stored_status == "True",
@@ -114,7 +114,7 @@ class SourceStatus:
 
     # -- Polling ----------------------------------------------------------------------------------
 
-    async def polling(self, ok: bool | None, reason: str, message: str) -> None:
+    async def polling(self, ok: bool | None, reason: PollingReason, message: str) -> None:
         """Set the Polling condition; written only when it differs from the last one."""
         value = Polling(ok, reason, message[:MAX_MESSAGE])
         if value == self._polling and self._polling_generation == self._generation:
@@ -182,7 +182,7 @@ class SourceStatus:
         if self._polling is not None:
             status["conditions"] = [
                 {
-                    "type": POLLING,
+                    "type": ConditionType.POLLING,
                     "status": {True: "True", False: "False", None: "Unknown"}[self._polling.ok],
                     "reason": self._polling.reason,
                     "message": self._polling.message,
@@ -222,7 +222,7 @@ class SourceStatus:
 
 def _generation(status: dict[str, Any]) -> int | None:
     for condition in status.get("conditions") or ():
-        if condition.get("type") == POLLING:
+        if condition.get("type") == ConditionType.POLLING:
             value = condition.get("observedGeneration")
             return value if isinstance(value, int) else None
     return None
