@@ -46,7 +46,6 @@ log = logging.getLogger("lambdalet.operator")
 
 WORKERS = 4
 BACKOFF_FIRST_SECONDS = 0.5
-BACKOFF_MAX_SECONDS = 300.0
 
 
 @dataclass
@@ -66,8 +65,6 @@ class EventSourceState:
     membership: Membership = field(default_factory=Membership)
     live: frozenset[str] = frozenset()  # the live replicas the queued work was decided with
     synced: asyncio.Event = field(default_factory=asyncio.Event)  # Leases listed once
-    retries: dict[Key, asyncio.Task[None]] = field(default_factory=dict)
-    delays: dict[Key, float] = field(default_factory=dict)
 
 
 def track(state: EventSourceState, key: Key, body: Mapping[str, Any]) -> None:
@@ -85,11 +82,7 @@ def track(state: EventSourceState, key: Key, body: Mapping[str, Any]) -> None:
 def forget(state: EventSourceState, key: Key) -> None:
     """An EventSource deleted: its status went with it, nothing to write."""
     _unlink(state, _function_key(key, state.sources.pop(key, None)), key)
-    state.delays.pop(key, None)
     state.queue.forget(key)
-    pending = state.retries.pop(key, None)
-    if pending is not None:
-        pending.cancel()
 
 
 def function_changed(state: EventSourceState, function: Key) -> None:
@@ -113,26 +106,25 @@ def reassign(state: EventSourceState) -> None:
 async def work(state: EventSourceState) -> None:
     """One worker: reconcile EventSources from the queue until cancelled."""
     await state.synced.wait()
-    while True:
-        key, _ = await state.queue.get()
-        try:
-            body = state.sources.get(key)
-            if body is not None:
-                await _reconcile_once(state, key, body)
-            state.delays.pop(key, None)
-        except KubeError as exc:
-            # Transient (timeouts, 409, 5xx) or not (403: the RBAC lacks eventsources/status
-            # patch): either way the status is worth another try, later and later.
-            delay = min(state.delays.get(key, BACKOFF_FIRST_SECONDS / 2) * 2, BACKOFF_MAX_SECONDS)
-            state.delays[key] = delay
-            log.warning("%s/%s: %s; retrying in %.1fs", *key, exc, delay)
-            _retry_later(state, key, delay)
-        except Exception:  # a bug must not kill the worker
-            log.exception("%s/%s: EventSource reconciliation failed", *key)
-        finally:
-            state.queue.done(key)
-            if state.queue.idle:
-                log.info("EventSources idle: %d reconciled", len(state.sources))
+
+    async def reconcile(key: Key, _force: bool) -> None:
+        body = state.sources.get(key)
+        if body is not None:
+            await _reconcile_once(state, key, body)
+        state.queue.reset(key)
+
+    def idle() -> None:
+        log.info("EventSources idle: %d reconciled", len(state.sources))
+
+    # Transient (timeouts, 409, 5xx) or not (403: the RBAC lacks eventsources/status patch):
+    # either way the status is worth another try, later and later.
+    await state.queue.serve(
+        reconcile,
+        retry=KubeError,
+        first=BACKOFF_FIRST_SECONDS,
+        idle=idle,
+        what="EventSource reconciliation",
+    )
 
 
 async def _reconcile_once(state: EventSourceState, key: Key, body: Mapping[str, Any]) -> None:
@@ -214,16 +206,3 @@ def _unlink(state: EventSourceState, function: Key | None, key: Key) -> None:
         dependants.discard(key)
         if not dependants:
             del state.dependants[function]
-
-
-def _retry_later(state: EventSourceState, key: Key, delay: float) -> None:
-    pending = state.retries.get(key)
-    if pending is not None and not pending.done():
-        return
-
-    async def later() -> None:
-        await asyncio.sleep(delay)
-        state.retries.pop(key, None)
-        state.queue.add(key)
-
-    state.retries[key] = asyncio.create_task(later())

@@ -40,7 +40,6 @@ log = logging.getLogger("lambdalet.operator")
 
 WORKERS = 16
 BACKOFF_FIRST_SECONDS = 0.5
-BACKOFF_MAX_SECONDS = 300.0
 # Problems that can go away without any event the operator watches.
 EXTERNAL_PROBLEMS = frozenset(
     {
@@ -67,38 +66,27 @@ class OperatorState:
     indexes: dict[str, Any] = field(default_factory=dict)
     # (kind, namespace, name) -> (hash, monotonic time) of the operator's own recent applies.
     applied: dict[tuple[str, str, str], tuple[str, float]] = field(default_factory=dict)
-    # Per Function: the pending delayed re-queue and the delay that produced it.
-    retries: dict[Key, asyncio.Task[None]] = field(default_factory=dict)
-    delays: dict[Key, float] = field(default_factory=dict)
 
     def forget(self, key: Key) -> None:
         self.functions.pop(key, None)
-        self.delays.pop(key, None)
         self.queue.forget(key)
-        pending = self.retries.pop(key, None)
-        if pending is not None:
-            pending.cancel()
 
 
 async def work(state: OperatorState) -> None:
     """One worker: reconcile Functions from the queue until cancelled."""
-    while True:
-        key, force = await state.queue.get()
-        try:
-            body = state.functions.get(key)
-            if body is not None:
-                await _reconcile_once(state, key, body, force=force)
-        except TransientKubeError as exc:
-            delay = _backoff(state, key, BACKOFF_FIRST_SECONDS)
-            log.warning("%s/%s: %s; retrying in %.1fs", *key, exc, delay)
-            _retry_later(state, key, delay)
-        except Exception:  # a bug must not kill the worker
-            log.exception("%s/%s: reconciliation failed", *key)
-        finally:
-            state.queue.done(key)
-            if state.queue.idle:
-                # One line per burst of work: tells operators (and tests) the operator settled.
-                log.info("settled: %d Functions reconciled", len(state.functions))
+
+    async def reconcile(key: Key, force: bool) -> None:
+        body = state.functions.get(key)
+        if body is not None:
+            await _reconcile_once(state, key, body, force=force)
+
+    def settled() -> None:
+        # One line per burst of work: tells operators (and tests) the operator settled.
+        log.info("settled: %d Functions reconciled", len(state.functions))
+
+    await state.queue.serve(
+        reconcile, retry=TransientKubeError, first=BACKOFF_FIRST_SECONDS, idle=settled
+    )
 
 
 async def resync(state: OperatorState) -> None:
@@ -107,25 +95,6 @@ async def resync(state: OperatorState) -> None:
         await asyncio.sleep(state.settings.resync_seconds)
         for key in list(state.functions):
             state.queue.add(key, force=True)
-
-
-def _backoff(state: OperatorState, key: Key, first: float) -> float:
-    delay = min(state.delays.get(key, first / 2) * 2, BACKOFF_MAX_SECONDS)
-    state.delays[key] = delay
-    return delay
-
-
-def _retry_later(state: OperatorState, key: Key, delay: float) -> None:
-    pending = state.retries.get(key)
-    if pending is not None and not pending.done():
-        return
-
-    async def later() -> None:
-        await asyncio.sleep(delay)
-        state.retries.pop(key, None)
-        state.queue.add(key)
-
-    state.retries[key] = asyncio.create_task(later())
 
 
 async def _reconcile_once(
@@ -151,9 +120,9 @@ async def _reconcile_once(
             problem = await _carry_out(state, parsed, decided) or problem
 
     if problem is not None and problem.reason in EXTERNAL_PROBLEMS:
-        _retry_later(state, key, _backoff(state, key, EXTERNAL_FIRST_SECONDS))
+        state.queue.retry_later(key, first=EXTERNAL_FIRST_SECONDS)
     else:
-        state.delays.pop(key, None)
+        state.queue.reset(key)
 
     deployment = observed.deployment
     applied = next((a for a in decided.applies if a.manifest["kind"] == "Deployment"), None)
