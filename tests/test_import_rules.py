@@ -8,9 +8,11 @@ names it.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import grimp
@@ -40,6 +42,23 @@ def test_the_import_contracts_are_kept() -> None:
     result = lint_imports(PACKAGE.parent)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Contracts: 2 kept, 0 broken." in result.stdout
+
+
+def test_every_module_of_the_package_has_its_layer() -> None:
+    """A module the layers do not name could import anything: each top-level module and
+    package of lambdalet stands in exactly one layer."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    (layers,) = [
+        c["layers"] for c in config["tool"]["importlinter"]["contracts"] if c["type"] == "layers"
+    ]
+    named = [name.strip() for layer in layers for name in re.split(r"[|:]", layer)]
+    top = sorted(
+        f"lambdalet.{path.stem if path.is_file() else path.name}"
+        for path in PACKAGE.iterdir()
+        if (path.suffix == ".py" and path.name != "__init__.py")
+        or (path.is_dir() and (path / "__init__.py").exists())
+    )
+    assert sorted(named) == top
 
 
 def test_no_module_imports_itself_back_through_any_other() -> None:

@@ -15,14 +15,13 @@ import asyncio
 import logging
 from typing import Any
 
-from pydantic import ValidationError
-
 from lambdalet import names
 from lambdalet.activator.model import FunctionConfig
 from lambdalet.activator.proxy import Proxy
 from lambdalet.api.common import GROUP, VERSION
 from lambdalet.api.function import Function
 from lambdalet.contracts.keys import Key
+from lambdalet.contracts.views import Views, function_views, key_of
 from lambdalet.k8s import KubeClient
 from lambdalet.k8s.watch import informers
 from lambdalet.namespaces import served, specific
@@ -43,7 +42,8 @@ class ClusterView:
         self._client = client
         self._proxy = proxy
         self._namespaces = namespaces
-        self._functions: set[Key] = set()
+        self._functions: set[Key] = set()  # served, and handed to the proxy
+        self._views: Views[Function] = function_views()
         # (namespace, slice name) -> (Function, ready ip -> port)
         self._slices: dict[tuple[str, str], tuple[Key, dict[str, int]]] = {}
         self.synced = asyncio.Event()
@@ -80,14 +80,15 @@ class ClusterView:
         seen = {key for key in (self._set_function(item) for item in items) if key is not None}
         listed = {key for key in self._functions if namespace in (None, key[0])}
         for gone in listed - seen:
+            self._views.remove(gone)
             self._proxy.remove(gone)
         self._functions = (self._functions - listed) | seen
         self._mark_synced("Function", namespace)
 
     def _function_changed(self, kind: str, obj: Object) -> None:
         if kind == "DELETED":
-            meta = obj.get("metadata", {})
-            gone = (meta.get("namespace", "default"), meta.get("name", ""))
+            gone = key_of(obj)
+            self._views.remove(gone)
             self._functions.discard(gone)
             self._proxy.remove(gone)
             return
@@ -99,18 +100,16 @@ class ClusterView:
         namespace = obj.get("metadata", {}).get("namespace", "default")
         if not served(namespace, self._namespaces):
             return None  # another operator's: answered 404 here, never held
-        try:
-            function = Function.model_validate(obj)
-        except ValidationError as exc:
-            meta = obj.get("metadata", {})
-            log.warning(
-                "ignoring Function %s/%s: %s",
-                meta.get("namespace"),
-                meta.get("name"),
-                exc.errors()[0].get("msg"),
-            )
+        before = self._views.get(key_of(obj))
+        view = self._views.put(obj)
+        if view.model is None:
+            if view.problem is not None and (before is None or before.parsed is not view.parsed):
+                log.warning("ignoring Function %s/%s: %s", *key_of(obj), view.problem.message)
             return None
-        config = FunctionConfig.from_api(function)
+        key = key_of(obj)
+        if before is not None and before.parsed is view.parsed and key in self._functions:
+            return key  # only its status moved: the proxy's configuration stands
+        config = FunctionConfig.from_api(view.model)
         self._proxy.set_config(config)
         return config.key
 

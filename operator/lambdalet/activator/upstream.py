@@ -1,4 +1,4 @@
-"""Keep-alive HTTP/1.1 connections from the activator to function pods, on asyncio + httptools.
+"""Keep-alive HTTP/1.1 connections from the activator to function pods (``lambdalet.http1client``).
 
 The activator sends every invocation as one ``POST`` to a pod's agent (runtime-images/agent: the
 invoke API on port 8080) and reads one response. Connections are pooled per pod address and
@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import cast
 
-import httptools
+from lambdalet.http1client import Broken, Connection, Response, expire, take_idle
 
 INVOKE_PATH = b"/2015-03-31/functions/function/invocations"
 CONNECT_TIMEOUT = 2.0
@@ -50,85 +48,9 @@ class ExchangeFailed(UpstreamError):
         self.timed_out = timed_out
 
 
-@dataclass(frozen=True)
-class UpstreamResponse:
-    status: int
-    headers: dict[str, str]  # lower-cased names; the agent sends each at most once
-    body: bytes
-
-
-class _Connection(asyncio.Protocol):
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.closed = False
-        self._parser = httptools.HttpResponseParser(self)
-        self._waiter: asyncio.Future[UpstreamResponse] | None = None
-        self._headers: dict[str, str] = {}
-        self._body: list[bytes] = []
-        self._size = 0
-        self.reusable = False
-        self.reused = False  # taken from the idle pool for this exchange
-        self._answered = False  # a byte of the current response has arrived
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports implement asyncio.Transport without subclassing it.
-        self.transport = cast(asyncio.Transport, transport)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if self._waiter is not None and not self._waiter.done():
-            if self.reused and not self._answered:
-                error: UpstreamError = StaleConnection(f"idle connection closed by the pod: {exc}")
-            else:
-                error = ExchangeFailed(f"connection closed by the pod: {exc}")
-            self._waiter.set_exception(error)
-
-    def data_received(self, data: bytes) -> None:
-        self._answered = True
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._abort(ExchangeFailed(f"malformed response from the pod: {exc}"))
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
-
-    def on_body(self, body: bytes) -> None:
-        self._size += len(body)
-        if self._size > MAX_RESPONSE_BYTES:
-            self._abort(ExchangeFailed(f"response from the pod exceeds {MAX_RESPONSE_BYTES} bytes"))
-            return
-        self._body.append(body)
-
-    def on_message_complete(self) -> None:
-        waiter, self._waiter = self._waiter, None
-        self.reusable = self._parser.should_keep_alive()
-        response = UpstreamResponse(
-            self._parser.get_status_code(), self._headers, b"".join(self._body)
-        )
-        self._headers, self._body, self._size = {}, [], 0
-        if waiter is not None and not waiter.done():
-            waiter.set_result(response)
-
-    def send(
-        self, data: bytes, loop: asyncio.AbstractEventLoop
-    ) -> asyncio.Future[UpstreamResponse]:
-        assert self.transport is not None
-        self.reusable = False
-        self._answered = False
-        self._waiter = loop.create_future()
-        self.transport.write(data)
-        return self._waiter
-
-    def _abort(self, exc: UpstreamError) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(exc)
-        self.close()
-
-    def close(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.close()
+class _PodConnection(Connection):
+    PEER = "the pod"
+    MAX_RESPONSE_BYTES = MAX_RESPONSE_BYTES
 
 
 def encode_request(
@@ -150,7 +72,7 @@ class Pool:
     """Idle keep-alive connections per pod address, bounded; the one place that dials pods."""
 
     def __init__(self, *, connect_timeout: float = CONNECT_TIMEOUT) -> None:
-        self._idle: dict[Address, list[_Connection]] = {}
+        self._idle: dict[Address, list[Connection]] = {}
         self._connect_timeout = connect_timeout
         # asyncio.get_running_loop() costs a getpid() system call on every call (Python 3.11).
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -162,16 +84,21 @@ class Pool:
         headers: Iterable[tuple[str, str]] = (),
         *,
         timeout: float,  # noqa: ASYNC109 - a deadline timer on the response, not a scope
-    ) -> UpstreamResponse:
+    ) -> Response:
         """One invocation on ``address``; ``timeout`` bounds the exchange after connecting."""
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
         connection = self._take(address) or await self._connect(address, loop)
         waiter = connection.send(encode_request(address, body, headers), loop)
-        timer = loop.call_later(timeout, _expire, waiter, timeout)
+        timer = loop.call_later(timeout, expire, waiter, _no_response, timeout)
         try:
             response = await waiter
+        except Broken as exc:
+            connection.close()
+            if exc.stale:
+                raise StaleConnection(f"idle {exc}") from None
+            raise ExchangeFailed(str(exc)) from None
         except BaseException:
             connection.close()
             raise
@@ -192,33 +119,25 @@ class Pool:
         for address in list(self._idle):
             self.forget(address)
 
-    def _take(self, address: Address) -> _Connection | None:
+    def _take(self, address: Address) -> Connection | None:
         idle = self._idle.get(address)
-        while idle:
-            connection = idle.pop()
-            if not connection.closed:
-                connection.reused = True
-                return connection
-        return None
+        return take_idle(idle) if idle else None
 
-    def _give_back(self, address: Address, connection: _Connection) -> None:
+    def _give_back(self, address: Address, connection: Connection) -> None:
         idle = self._idle.setdefault(address, [])
         if len(idle) < MAX_IDLE_PER_POD:
             idle.append(connection)
         else:
             connection.close()
 
-    async def _connect(self, address: Address, loop: asyncio.AbstractEventLoop) -> _Connection:
+    async def _connect(self, address: Address, loop: asyncio.AbstractEventLoop) -> Connection:
         try:
             async with asyncio.timeout(self._connect_timeout):
-                _, connection = await loop.create_connection(_Connection, *address)
+                _, connection = await loop.create_connection(_PodConnection, *address)
         except (OSError, TimeoutError) as exc:
             raise ConnectFailed(f"cannot connect to {address[0]}:{address[1]}: {exc}") from exc
         return connection
 
 
-def _expire(waiter: asyncio.Future[UpstreamResponse], timeout: float) -> None:
-    if not waiter.done():
-        waiter.set_exception(
-            ExchangeFailed(f"no response from the pod within {timeout:g} s", timed_out=True)
-        )
+def _no_response(timeout: float) -> ExchangeFailed:
+    return ExchangeFailed(f"no response from the pod within {timeout:g} s", timed_out=True)

@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Protocol
 
 from lambdalet import names
 from lambdalet.api.function import Function
@@ -39,7 +39,8 @@ from lambdalet.autoscaler.signals import Signals
 from lambdalet.autoscaler.step import Step, Tracked, resting, step
 from lambdalet.contracts.deployments import DeploymentState
 from lambdalet.contracts.keys import Key
-from lambdalet.contracts.problems import parse_function
+from lambdalet.contracts.problems import Problem
+from lambdalet.contracts.views import View
 from lambdalet.k8s import KubeError, NotFound
 from lambdalet.settings import Settings
 
@@ -64,7 +65,7 @@ class Autoscaler:
         self,
         *,
         settings: Settings,
-        functions: Mapping[Key, Mapping[str, Any]],
+        functions: Mapping[Key, View[Function]],
         deployment: Callable[[Key], DeploymentState | None],
         write: ScaleWriter,
         clock: Callable[[], float] = time.monotonic,
@@ -82,9 +83,9 @@ class Autoscaler:
         self._leading = leading
         self._signals = Signals(retain=settings.autoscaler_stable_window_seconds)
         self._tracked: dict[Key, Tracked] = {}
-        # Per Function: (uid, generation) of the body the policy was built from, and the policy
+        # Per Function: the model the policy was built from, and the policy
         # (None when the spec is invalid), so a body is parsed once per spec change, not per tick.
-        self._policies: dict[Key, tuple[tuple[Any, Any], Policy | None]] = {}
+        self._policies: dict[Key, tuple[Function | Problem, Policy | None]] = {}
         self._writing: dict[Key, asyncio.Task[None]] = {}
         self._write_slots = asyncio.Semaphore(MAX_CONCURRENT_WRITES)
         self._poked: set[Key] = set()
@@ -175,15 +176,16 @@ class Autoscaler:
             return
         if key in self._writing:
             return
-        body = self._functions.get(key)
-        if body is None:
+        view = self._functions.get(key)
+        if view is None:
             return
         try:
-            policy = self._policy(key, body)
+            policy = self._policy(key, view)
             deployment = self._deployment(key)
             if policy is None or deployment is None:
                 return
-            if deployment.owner_uid is None or deployment.owner_uid != body["metadata"].get("uid"):
+            uid = view.body["metadata"].get("uid")
+            if deployment.owner_uid is None or deployment.owner_uid != uid:
                 return  # not this Function's (the reconciler reports the conflict)
             now = self._clock()
             tracked = self._tracked.get(key, Tracked())
@@ -198,24 +200,24 @@ class Autoscaler:
         if result.write is not None:
             self._writing[key] = asyncio.create_task(self._write(key, result, signal.poked_at))
 
-    def _policy(self, key: Key, body: Mapping[str, Any]) -> Policy | None:
-        meta = body.get("metadata", {})
-        version = (meta.get("uid"), meta.get("generation"))
+    def _policy(self, key: Key, view: View[Function]) -> Policy | None:
+        """The Function's policy, built once per model the shared view parsed (a status write
+        hands over the same model)."""
         cached = self._policies.get(key)
-        if cached is not None and cached[0] == version:
+        if cached is not None and cached[0] is view.parsed:
             return cached[1]
         policy = None
-        parsed = parse_function(body)
-        if isinstance(parsed, Function):  # an invalid spec is reported by the reconciler
+        function = view.model
+        if function is not None:  # an invalid spec is reported by the reconciler
             try:
                 policy = replace(
-                    Policy.from_api(parsed.spec.scaling, parsed.spec.concurrency),
+                    Policy.from_api(function.spec.scaling, function.spec.concurrency),
                     stable_window=self._settings.autoscaler_stable_window_seconds,
                     panic_window=self._settings.autoscaler_panic_window_seconds,
                 )
             except PolicyError as exc:
                 log.warning("%s/%s: not autoscaled: %s", *key, exc)
-        self._policies[key] = (version, policy)
+        self._policies[key] = (view.parsed, policy)
         return policy
 
     async def _write(self, key: Key, result: Step, poked_at: float | None) -> None:

@@ -164,7 +164,7 @@ async def on_function(
         # Children go with the Function through their ownerReferences.
         state.forget(key)
         return
-    state.functions[key] = dict(body)
+    state.functions.put(dict(body))
     state.queue.add(key)
 
 

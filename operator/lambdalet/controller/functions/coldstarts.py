@@ -19,10 +19,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import Any
 
 from lambdalet.api.common import GROUP, VERSION
+from lambdalet.api.function import Function
 from lambdalet.contracts.keys import Key
+from lambdalet.contracts.views import View
 from lambdalet.controller.functions.status import cold_start_update
 from lambdalet.k8s import KubeClient, KubeError, NotFound
 
@@ -30,8 +31,8 @@ log = logging.getLogger("lambdalet.operator")
 
 
 class ColdStartWriter:
-    def __init__(self, client: KubeClient, functions: Mapping[Key, Mapping[str, Any]]) -> None:
-        """``functions``: the latest body of every known Function (the reconcilers' state)."""
+    def __init__(self, client: KubeClient, functions: Mapping[Key, View[Function]]) -> None:
+        """``functions``: the latest view of every known Function (the reconcilers' state)."""
         self._client = client
         self._functions = functions
         self._pending: dict[Key, float] = {}
@@ -59,11 +60,11 @@ class ColdStartWriter:
                     log.exception("%s/%s: writing lastColdStartSeconds failed", *key)
 
     async def _write(self, key: Key, seconds: float) -> None:
-        body = self._functions.get(key)
-        if body is None:
+        view = self._functions.get(key)
+        if view is None:
             self._written.pop(key, None)
             return  # deleted meanwhile
-        stored = self._written.get(key, (body.get("status") or {}).get("lastColdStartSeconds"))
+        stored = self._written.get(key, (view.body.get("status") or {}).get("lastColdStartSeconds"))
         value = cold_start_update(seconds, stored if isinstance(stored, int | float) else None)
         if value is None:
             return

@@ -29,7 +29,8 @@ from lambdalet.api.function import Function, FunctionStatus
 from lambdalet.contracts.deployments import DeploymentState, named, owner_uid
 from lambdalet.contracts.events import post_warning
 from lambdalet.contracts.keys import Key
-from lambdalet.contracts.problems import Problem, parse_function
+from lambdalet.contracts.problems import Problem
+from lambdalet.contracts.views import View, Views, function_views
 from lambdalet.controller.functions.plan import Observed, Plan, name_conflict, plan
 from lambdalet.controller.functions.status import function_status
 from lambdalet.controller.workqueue import WorkQueue
@@ -61,14 +62,14 @@ class OperatorState:
     settings: Settings
     client: KubeClient
     queue: WorkQueue[Key] = field(default_factory=WorkQueue)
-    functions: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
+    functions: Views[Function] = field(default_factory=function_views)
     # kopf's live indexes of the children (handed to handlers only; kept here for the workers).
     indexes: dict[str, Any] = field(default_factory=dict)
     # (kind, namespace, name) -> (hash, monotonic time) of the operator's own recent applies.
     applied: dict[tuple[str, str, str], tuple[str, float]] = field(default_factory=dict)
 
     def forget(self, key: Key) -> None:
-        self.functions.pop(key, None)
+        self.functions.remove(key)
         self.queue.forget(key)
 
 
@@ -76,9 +77,9 @@ async def work(state: OperatorState) -> None:
     """One worker: reconcile Functions from the queue until cancelled."""
 
     async def reconcile(key: Key, force: bool) -> None:
-        body = state.functions.get(key)
-        if body is not None:
-            await _reconcile_once(state, key, body, force=force)
+        view = state.functions.get(key)
+        if view is not None:
+            await _reconcile_once(state, key, view, force=force)
 
     def settled() -> None:
         # One line per burst of work: tells operators (and tests) the operator settled.
@@ -98,13 +99,14 @@ async def resync(state: OperatorState) -> None:
 
 
 async def _reconcile_once(
-    state: OperatorState, key: Key, body: Mapping[str, Any], *, force: bool
+    state: OperatorState, key: Key, view: View[Function], *, force: bool
 ) -> None:
     namespace, name = key
+    body = view.body
     generation = int(body["metadata"].get("generation", 0))
     previous = _stored_status(body)
     observed = _observed(state, namespace, name)
-    parsed = parse_function(body)
+    parsed = view.parsed
     if isinstance(parsed, Problem):
         problem: Problem | None = parsed
         decided = Plan()

@@ -25,10 +25,8 @@ cold-start hold (``invoke_timeout``), so a batch that waits for a pod from zero 
 while the activator still holds it. It bounds the whole call: waiting for a free connection,
 connecting, and the exchange.
 
-The HTTP/1.1 client is the activator's approach to its pods (``activator.upstream``): one
-``asyncio.Protocol`` per connection, httptools parsing the answer, the request written as one
-prepared block of bytes, one timer per call. httpx spent about 3x the CPU of the whole activator
-on an invocation (its transport, h11 and anyio layers), which is what bounds small batches
+The HTTP/1.1 client is the one the activator uses for its pods (``lambdalet.http1client``), with
+one timer per call; its CPU per invocation is what bounds small batches
 (benchmarks/dispatcher.py). A kept-alive connection the activator closed while idle (its idle
 timeout, a restart) is dialled afresh once, as long as no byte of an answer came on it.
 """
@@ -39,14 +37,12 @@ import asyncio
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import cast
 from urllib.parse import urlsplit
-
-import httptools
 
 from lambdalet.contracts.invocation import InvokeResult
 from lambdalet.contracts.keys import Key
 from lambdalet.dispatcher.delivery.outcome import Answer, FailureKind, InvokeFailed
+from lambdalet.http1client import Broken, Connection, Response, expire, take_idle
 from lambdalet.outcomes import Outcome, of_answer, of_refusal
 
 # The bearer token a Function asks its callers for (http.auth), or None.
@@ -78,92 +74,14 @@ class InvokerSettings:
     max_connections: int = 64  # at most this many invocations in flight, all loops together
 
 
-class _Broken(Exception):
-    """The exchange failed; ``stale``: a reused connection closed before any answer came."""
-
-    def __init__(self, message: str, *, stale: bool = False) -> None:
-        super().__init__(message)
-        self.stale = stale
-
-
 class _TimedOut(Exception):
     pass
 
 
-_Response = tuple[int, dict[str, str], bytes]  # status, kept headers, body
-
-
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection to the activator; one exchange at a time."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.closed = False
-        self.reused = False  # taken from the idle connections for this exchange
-        self.reusable = False  # the last answer allows another request
-        self._parser = httptools.HttpResponseParser(self)
-        self._waiter: asyncio.Future[_Response] | None = None
-        self._answered = False  # a byte of the current answer has arrived
-        self._headers: dict[str, str] = {}
-        self._body: list[bytes] = []
-        self._size = 0
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports implement asyncio.Transport without subclassing it.
-        self.transport = cast(asyncio.Transport, transport)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        stale = self.reused and not self._answered
-        why = f": {exc}" if exc is not None else ""
-        self._fail(_Broken(f"connection closed by the activator{why}", stale=stale))
-
-    def data_received(self, data: bytes) -> None:
-        self._answered = True
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(_Broken(f"malformed answer from the activator: {exc}"))
-            self.close()
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        key = name.decode("latin-1").lower()
-        if key in _KEPT_HEADERS:
-            self._headers[key] = value.decode("latin-1")
-
-    def on_body(self, body: bytes) -> None:
-        self._size += len(body)
-        if self._size > MAX_RESPONSE_BYTES:
-            self._fail(_Broken(f"answer from the activator exceeds {MAX_RESPONSE_BYTES} bytes"))
-            self.close()
-            return
-        self._body.append(body)
-
-    def on_message_complete(self) -> None:
-        waiter, self._waiter = self._waiter, None
-        self.reusable = self._parser.should_keep_alive()
-        response = (self._parser.get_status_code(), self._headers, b"".join(self._body))
-        self._headers, self._body, self._size = {}, [], 0
-        if waiter is not None and not waiter.done():
-            waiter.set_result(response)
-
-    def send(self, data: bytes, loop: asyncio.AbstractEventLoop) -> asyncio.Future[_Response]:
-        assert self.transport is not None
-        self.reusable = False
-        self._answered = False
-        self._waiter = loop.create_future()
-        self.transport.write(data)
-        return self._waiter
-
-    def close(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.close()
-
-    def _fail(self, exc: Exception) -> None:
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(exc)
+class _ActivatorConnection(Connection):
+    PEER = "the activator"
+    MAX_RESPONSE_BYTES = MAX_RESPONSE_BYTES
+    KEPT_HEADERS = _KEPT_HEADERS  # what classify() reads
 
 
 class ActivatorInvoker:
@@ -184,7 +102,7 @@ class ActivatorInvoker:
         self._prefix = url.path.rstrip("/")
         self._heads: dict[Key, tuple[str | None, bytes]] = {}  # per Function: token, head
         self._authorization = authorization
-        self._idle: list[_Connection] = []
+        self._idle: list[Connection] = []
         self._slots = asyncio.Semaphore(settings.max_connections)
         self._closed = False
         self.outcomes: dict[tuple[Key, Outcome], int] = {}  # calls, since the start
@@ -230,10 +148,10 @@ class ActivatorInvoker:
             self._slots.release()
             return _late(timeout, "no free connection")
         try:
-            status, headers, body = await self._exchange(request, deadline, loop)
+            response = await self._exchange(request, deadline, loop)
         except _TimedOut:
             return _late(timeout, "the activator did not answer")
-        except _Broken as exc:
+        except Broken as exc:
             return InvokeFailed(FailureKind.UNREACHABLE, str(exc))
         except TimeoutError:  # connecting took CONNECT_TIMEOUT, or what was left of timeout
             if loop.time() >= deadline:
@@ -247,9 +165,10 @@ class ActivatorInvoker:
             )
         finally:
             self._slots.release()
+        headers = response.headers
         return classify(
-            status,
-            body,
+            response.status,
+            response.body,
             request_id=headers.get("x-amzn-requestid", ""),
             function_error=headers.get("x-amz-function-error"),
             error_type=headers.get("x-amzn-errortype"),
@@ -264,17 +183,17 @@ class ActivatorInvoker:
 
     async def _exchange(
         self, request: bytes, deadline: float, loop: asyncio.AbstractEventLoop
-    ) -> _Response:
+    ) -> Response:
         fresh = False
         while True:
             connection = None if fresh else self._take()
             if connection is None:
                 connection = await self._connect(deadline, loop)
             waiter = connection.send(request, loop)
-            timer = loop.call_at(deadline, _expire, waiter)
+            timer = loop.call_at(deadline, expire, waiter, _TimedOut)
             try:
                 response = await waiter
-            except _Broken as exc:
+            except Broken as exc:
                 connection.close()
                 if exc.stale and not fresh:
                     fresh = True  # nothing was answered: dial anew, once
@@ -291,20 +210,18 @@ class ActivatorInvoker:
                 connection.close()
             return response
 
-    def _take(self) -> _Connection | None:
-        idle = self._idle
-        while idle:
-            connection = idle.pop()
-            if not connection.closed:
-                connection.reused = True
-                return connection
-        return None
+    def _take(self) -> Connection | None:
+        return take_idle(self._idle)
 
-    async def _connect(self, deadline: float, loop: asyncio.AbstractEventLoop) -> _Connection:
+    async def _connect(self, deadline: float, loop: asyncio.AbstractEventLoop) -> Connection:
         host, port = self._address
         async with asyncio.timeout(min(CONNECT_TIMEOUT, deadline - loop.time())):
             _, connection = await loop.create_connection(
-                _Connection, host, port, ssl=self._ssl, server_hostname=host if self._ssl else None
+                _ActivatorConnection,
+                host,
+                port,
+                ssl=self._ssl,
+                server_hostname=host if self._ssl else None,
             )
         return connection
 
@@ -323,11 +240,6 @@ class ActivatorInvoker:
         ).encode()
         self._heads[function] = (token, head)
         return head
-
-
-def _expire(waiter: asyncio.Future[_Response]) -> None:
-    if not waiter.done():
-        waiter.set_exception(_TimedOut())
 
 
 def _late(timeout: float, what: str) -> InvokeFailed:
