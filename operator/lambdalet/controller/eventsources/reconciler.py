@@ -26,11 +26,11 @@ from pydantic import ValidationError
 
 from lambdalet import names, sharding
 from lambdalet.api.common import API_VERSION
-from lambdalet.api.conditions import EventSourceReadyReason
-from lambdalet.api.eventsource import EventSourceSpec, EventSourceStatus
+from lambdalet.api.eventsource import EventSource, EventSourceSpec, EventSourceStatus
 from lambdalet.contracts.events import post_warning
 from lambdalet.contracts.keys import Key
 from lambdalet.contracts.problems import Problem
+from lambdalet.contracts.views import View, Views, eventsource_views
 from lambdalet.controller.eventsources.membership import Membership
 from lambdalet.controller.eventsources.status import (
     eventsource_status,
@@ -56,7 +56,7 @@ class EventSourceState:
     client: KubeClient
     clock: Callable[[], float] = time.monotonic
     queue: WorkQueue[Key] = field(default_factory=WorkQueue)
-    sources: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
+    sources: Views[EventSource] = field(default_factory=eventsource_views)
     # (namespace, Function name) -> the EventSources that name it.
     dependants: dict[Key, set[Key]] = field(default_factory=dict)
     # kopf's index of the Functions that exist, by (namespace, name); complete before any
@@ -69,19 +69,22 @@ class EventSourceState:
 
 def track(state: EventSourceState, key: Key, body: Mapping[str, Any]) -> None:
     """The latest version of an EventSource: remember it, index its Function, queue it."""
-    before = _function_key(key, state.sources.get(key))
+    known = state.sources.get(key)
+    before = _function_key(key, known.body if known is not None else None)
     after = _function_key(key, body)
     if before != after:
         _unlink(state, before, key)
         if after is not None:
             state.dependants.setdefault(after, set()).add(key)
-    state.sources[key] = body
+    state.sources.put(body)
     state.queue.add(key)
 
 
 def forget(state: EventSourceState, key: Key) -> None:
     """An EventSource deleted: its status went with it, nothing to write."""
-    _unlink(state, _function_key(key, state.sources.pop(key, None)), key)
+    known = state.sources.get(key)
+    state.sources.remove(key)
+    _unlink(state, _function_key(key, known.body if known is not None else None), key)
     state.queue.forget(key)
 
 
@@ -108,9 +111,9 @@ async def work(state: EventSourceState) -> None:
     await state.synced.wait()
 
     async def reconcile(key: Key, _force: bool) -> None:
-        body = state.sources.get(key)
-        if body is not None:
-            await _reconcile_once(state, key, body)
+        view = state.sources.get(key)
+        if view is not None:
+            await _reconcile_once(state, key, view)
         state.queue.reset(key)
 
     def idle() -> None:
@@ -127,12 +130,14 @@ async def work(state: EventSourceState) -> None:
     )
 
 
-async def _reconcile_once(state: EventSourceState, key: Key, body: Mapping[str, Any]) -> None:
+async def _reconcile_once(state: EventSourceState, key: Key, view: View[EventSource]) -> None:
     namespace, name = key
+    body = view.body
     meta = body["metadata"]
     generation = int(meta.get("generation", 0))
     previous = _stored_status(body)
-    spec = _parse_spec(body)
+    parsed = view.parsed
+    spec = parsed if isinstance(parsed, Problem) else parsed.spec
     function_exists = False
     invalid_schedule = None
     if isinstance(spec, EventSourceSpec):
@@ -166,18 +171,6 @@ async def _reconcile_once(state: EventSourceState, key: Key, body: Mapping[str, 
     now_wrong, was_wrong = problem(status), problem(previous)
     if now_wrong is not None and (was_wrong is None or was_wrong.reason != now_wrong.reason):
         await post_warning(state.client, body, now_wrong)
-
-
-def _parse_spec(body: Mapping[str, Any]) -> EventSourceSpec | Problem:
-    """The typed spec, or the InvalidSpec problem (a stored object from an older schema)."""
-    try:
-        return EventSourceSpec.model_validate(body.get("spec") or {})
-    except ValidationError as exc:
-        details = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
-        )
-        reason = EventSourceReadyReason.INVALID_SPEC
-        return Problem(reason, f"The EventSource's spec is invalid: {details}")
 
 
 def _stored_status(body: Mapping[str, Any]) -> EventSourceStatus | None:
