@@ -90,12 +90,8 @@ class Forwarder:
                 raise InvokeRejected(status, "ServiceException", f"peer activator: {exc}") from exc
             rejected = response.headers.get(REJECTED_HEADER)
             if rejected is None:
-                return InvokeResult(
-                    status=response.status,
-                    body=response.body,
-                    request_id=response.headers.get("lambdalet-request-id", request_id),
-                    function_error=response.headers.get("x-amz-function-error"),
-                    headers=response.headers,
+                return InvokeResult.of_answer(
+                    response.status, response.body, response.headers, request_id
                 )
             if response.status == 429:
                 continue

@@ -316,12 +316,8 @@ class Proxy:
             if response.status == 429 and self._loop.time() < deadline:
                 await asyncio.sleep(BUSY_RETRY_SECONDS)
                 continue
-            return InvokeResult(
-                status=response.status,
-                body=response.body,
-                request_id=response.headers.get("lambdalet-request-id", request_id),
-                function_error=response.headers.get("x-amz-function-error"),
-                headers=response.headers,
+            return InvokeResult.of_answer(
+                response.status, response.body, response.headers, request_id
             )
 
     async def _acquire(self, target: Target, deadline: float) -> Pod:

@@ -27,6 +27,20 @@ class InvokeResult:
     function_error: str | None = None  # X-Amz-Function-Error ("Unhandled") when the handler failed
     headers: Mapping[str, str] = field(default_factory=dict)  # other headers of the answer
 
+    @classmethod
+    def of_answer(
+        cls, status: int, body: bytes, headers: Mapping[str, str], request_id: str
+    ) -> InvokeResult:
+        """An answer of the agent's invoke API, or of a peer activator passing one on: the
+        request id and the function error come in its headers (lower-cased names)."""
+        return cls(
+            status=status,
+            body=body,
+            request_id=headers.get("lambdalet-request-id", request_id),
+            function_error=headers.get("x-amz-function-error"),
+            headers=headers,
+        )
+
     @property
     def failed(self) -> bool:
         """The invocation did not succeed: a function error, or the pod could not run it."""
