@@ -1,6 +1,7 @@
-"""Root conftest: registers the shared fixtures for tests/ and e2e/ (real clusters, real agents),
-and runs async tests marked ``both_loops`` on asyncio's event loop and on uvloop's (the
-activator serves on uvloop, whose transports are not asyncio's classes)."""
+"""Root conftest: registers the shared fixtures for tests/ and e2e/ (the real control plane and
+single-node cluster, real agents, Redis), and runs async tests marked ``both_loops`` on asyncio's
+event loop and on uvloop's (the activator serves on uvloop, whose transports are not asyncio's
+classes)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import uvloop
 pytest_plugins = [
     "e2e.harness.fixtures",
     "tests.kit.servers.agent",
+    "tests.kit.servers.controlplane",
     "tests.kit.servers.redis",
 ]
 

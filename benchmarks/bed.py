@@ -22,7 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from e2e.harness.cluster import REPO, SCRIPT, build_image
+from e2e.harness.cluster import build_image
+from tests.kit.paths import REPO
+from tests.kit.servers.kube import SCRIPT
 
 BUILD = REPO / "e2e" / "cluster" / "build.sh"
 ECHO = REPO / "e2e" / "images" / "http-echo"

@@ -22,8 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from e2e.harness.cluster import REPO, ClusterScript, audit_length, audit_writes
-from e2e.harness.operator import OperatorProcess
+from tests.kit.paths import REPO
+from tests.kit.servers.kube import ClusterScript, audit_length, audit_writes
+from tests.kit.servers.operator import OperatorProcess
 from tests.kit.wait import wait_for
 
 NAMESPACE = "bench-p7"

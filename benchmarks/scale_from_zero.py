@@ -63,10 +63,11 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from e2e.harness.activator import ActivatorProcess
-from e2e.harness.cluster import Cluster, ClusterScript, in_node_netns
-from e2e.harness.operator import OperatorProcess
+from e2e.harness.cluster import in_node_netns
 from tests.kit.ports import free_port
+from tests.kit.servers.activator import ActivatorProcess
+from tests.kit.servers.kube import Cluster, ClusterScript
+from tests.kit.servers.operator import OperatorProcess
 from tests.kit.wait import wait_for
 
 NODE_IP = "10.200.0.2"  # the node's address in its namespace (e2e/conftest.py)

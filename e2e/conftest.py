@@ -10,11 +10,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from e2e.harness.activator import ActivatorProcess
-from e2e.harness.cluster import REPO, Cluster
-from e2e.harness.dispatcher import DispatcherProcess
-from e2e.harness.operator import OperatorProcess
+from tests.kit.paths import REPO
 from tests.kit.ports import free_port
+from tests.kit.servers.activator import ActivatorProcess
+from tests.kit.servers.dispatcher import DispatcherProcess
+from tests.kit.servers.kube import Cluster
+from tests.kit.servers.operator import OperatorProcess
 
 # The node's address inside its namespace (e2e/cluster/cluster.sh): pods reach processes of the
 # node's namespace there, e.g. the activator's internal port for announcements.
@@ -50,8 +51,7 @@ def operator_on_node(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     """The operator as a process in the node's namespace, with the CRDs installed."""
-    node_cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-    node_cluster.wait_established("functions.lambdalet.dev", "eventsources.lambdalet.dev")
+    node_cluster.install_crds()
     process = OperatorProcess(
         node_cluster.operator_kubeconfig or node_cluster.kubeconfig,
         tmp_path_factory.mktemp("operator") / "operator.log",
@@ -65,11 +65,8 @@ def operator_on_node(
             "LAMBDALET_DISPATCHER_NAMESPACE": DISPATCHER_NAMESPACE,
         },
     )
-    process.start()
-    try:
+    with process.serving():
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="session")
@@ -90,11 +87,8 @@ def activator_on_node(
             "LAMBDALET_ACTIVATOR_HOST": "0.0.0.0",
         },
     )
-    process.start()
-    try:
+    with process.serving():
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="session")
@@ -126,8 +120,5 @@ def dispatcher_on_node(
             "LAMBDALET_DISPATCHER_S3_ALLOW_RESTART": "true",
         },
     )
-    process.start()
-    try:
+    with process.serving():
         yield process
-    finally:
-        process.stop()

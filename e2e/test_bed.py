@@ -8,7 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from e2e.harness.cluster import Cluster, build_image
+from e2e.harness.cluster import build_image
+from tests.kit.servers.kube import Cluster
 from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.e2e

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from e2e.harness.cluster import ClusterScript, in_node_netns
+from e2e.harness.cluster import in_node_netns
+from tests.kit.servers.kube import ClusterScript
 
 pytestmark = pytest.mark.lifecycle
 

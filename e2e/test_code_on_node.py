@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from e2e.harness.activator import ActivatorProcess
-from e2e.harness.cluster import Cluster
+from tests.kit.servers.activator import ActivatorProcess
+from tests.kit.servers.kube import Cluster
 from tests.kit.servers.minio import (
     ROOT_PASSWORD,
     ROOT_USER,

@@ -24,9 +24,9 @@ import pytest
 import redis
 from nats.js import api
 
-from e2e.harness.cluster import Cluster
-from e2e.harness.dispatcher import DispatcherProcess
+from tests.kit.servers.dispatcher import DispatcherProcess
 from tests.kit.servers.elasticmq import running_elasticmq
+from tests.kit.servers.kube import Cluster
 from tests.kit.servers.minio import ROOT_PASSWORD, ROOT_USER, running_minio
 from tests.kit.servers.nats import running_nats
 from tests.kit.servers.rabbitmq import running_rabbitmq

@@ -13,8 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from e2e.harness.cluster import Cluster, build_image
-from e2e.harness.operator import OperatorProcess
+from e2e.harness.cluster import build_image
+from tests.kit.servers.kube import Cluster
+from tests.kit.servers.operator import OperatorProcess
 from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.e2e

@@ -19,7 +19,8 @@ import httpx
 import pytest
 import yaml
 
-from e2e.harness.cluster import REPO, Cluster
+from tests.kit.paths import REPO
+from tests.kit.servers.kube import Cluster
 from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.e2e

@@ -2,7 +2,7 @@
 left (the `demo` tier of e2e/run-tests.sh; not the `e2e` tier, whose own operator process
 watches every namespace but helm-*, where a second, README-installed operator would fight it).
 
-The commands come from README.md itself (``e2e.harness.readme``), so a new block is run as soon
+The commands come from README.md itself (``tests.kit.readme``), so a new block is run as soon
 as it is written. A block that installs a variant of the release (``helm install … --set …``, the
 namespaced RBAC) is an alternative to the plain install the rest of README builds on: such blocks
 run last, after the function examples. What the test adds between commands is what a user does
@@ -30,8 +30,9 @@ import time
 
 import pytest
 
-from e2e.harness.cluster import REPO, Cluster
-from e2e.harness.readme import Command, readme_commands
+from tests.kit.paths import REPO
+from tests.kit.readme import Command, readme_commands
+from tests.kit.servers.kube import Cluster
 
 pytestmark = pytest.mark.demo
 

@@ -14,10 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
-from e2e.harness.activator import ActivatorProcess
-from e2e.harness.cluster import REPO, Cluster
-from e2e.harness.runtimes import expected_version, pinned_versions, version_matches
 from lambdalet.api.function import Runtime
+from tests.kit.paths import REPO
+from tests.kit.runtimes import expected_version, pinned_versions, version_matches
+from tests.kit.servers.activator import ActivatorProcess
+from tests.kit.servers.kube import Cluster
 from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.e2e

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from e2e.harness.activator import ActivatorProcess
-from e2e.harness.cluster import Cluster
+from tests.kit.servers.activator import ActivatorProcess
+from tests.kit.servers.kube import Cluster
 from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.e2e

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from e2e.harness.readme import Command, commands, readme_commands
 from e2e.test_readme import ELSEWHERE
+from tests.kit.readme import Command, commands, readme_commands
 
 # Commands that cannot run inside the demo test (they start or end clusters, or run the tiers).
 NOT_INSIDE_A_TEST = ("make ", "e2e/cluster/cluster.sh ", "e2e/run-tests.sh", ".ci/run")

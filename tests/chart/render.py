@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from e2e.harness.cluster import REPO
+from tests.kit.paths import REPO
 
 CHART = REPO / "charts" / "lambdalet"
 BUILD = REPO / "e2e" / "cluster" / "build.sh"

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from e2e.harness.cluster import Cluster
 from tests.chart.render import CHART, KUBE_VERSION, Helm
+from tests.kit.servers.kube import Cluster
 
 pytestmark = pytest.mark.controlplane
 

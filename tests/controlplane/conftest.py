@@ -1,19 +1,20 @@
-"""Fixtures of the control-plane tier: CRDs installed and the operator running as a process."""
+"""Fixtures of the control-plane tier: CRDs installed, the operator running as a process, and a
+Kubernetes client of the control plane."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from e2e.harness.cluster import REPO, Cluster
-from e2e.harness.operator import OperatorProcess
+from lambdalet.k8s.client import KubeClient, load_connection
+from tests.kit.servers.kube import Cluster
+from tests.kit.servers.operator import OperatorProcess
 
 
 @pytest.fixture(scope="session")
 def crds(controlplane: Cluster) -> Cluster:
-    controlplane.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-    controlplane.wait_established("functions.lambdalet.dev", "eventsources.lambdalet.dev")
+    controlplane.install_crds()
     return controlplane
 
 
@@ -27,8 +28,15 @@ def operator(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         # (test_watch_namespaces.py).
         env={"LAMBDALET_NAMESPACES": "!ha-*,!skip-*"},
     )
-    process.start()
-    try:
+    with process.serving():
         yield process
+
+
+@pytest.fixture
+async def client(controlplane: Cluster) -> AsyncIterator[KubeClient]:
+    """Lambdalet's own Kubernetes client of the control plane, closed after the test."""
+    kube = KubeClient(load_connection({}, str(controlplane.kubeconfig)))
+    try:
+        yield kube
     finally:
-        process.stop()
+        await kube.aclose()

@@ -6,43 +6,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from e2e.harness.cluster import Cluster
-from lambdalet.activator.kube import ClusterView, SecretTokens
+from lambdalet.activator.kube import ClusterView
 from lambdalet.activator.metrics import Metrics
 from lambdalet.activator.proxy import Proxy
 from lambdalet.activator.upstream import Pool
-from lambdalet.k8s.client import KubeClient, load_connection
+from lambdalet.contracts.secrets import SecretTokens
+from lambdalet.k8s.client import KubeClient
+from tests.controlplane import objects
+from tests.kit.servers.kube import Cluster
 from tests.kit.wait import wait_for_async
 
 pytestmark = pytest.mark.controlplane
 
 
-@pytest.fixture
-async def client(controlplane: Cluster) -> AsyncIterator[KubeClient]:
-    kube = KubeClient(load_connection({}, str(controlplane.kubeconfig)))
-    try:
-        yield kube
-    finally:
-        await kube.aclose()
-
-
 def function(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "lambdalet.dev/v1alpha1",
-        "kind": "Function",
-        "metadata": {"name": name},
-        "spec": {
-            "runtime": "python3.11",
-            "handler": "app.handler",
-            "code": {"inline": {"app.py": "def handler(e, c): return e\n"}},
-            **spec,
-        },
-    }
+    return objects.function(
+        name,
+        runtime="python3.11",
+        code={"inline": {"app.py": "def handler(e, c): return e\n"}},
+        **spec,
+    )
 
 
 def endpoint_slice(name: str, fn: str, addresses: dict[str, bool]) -> dict[str, Any]:

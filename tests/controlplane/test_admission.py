@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from e2e.harness.cluster import Cluster
 from tests.api.cases import (
     INVALID_EVENTSOURCES,
     INVALID_FUNCTIONS,
     VALID_EVENTSOURCES,
     VALID_FUNCTIONS,
 )
+from tests.kit.servers.kube import Cluster
 
 pytestmark = pytest.mark.controlplane
 

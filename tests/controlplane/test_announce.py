@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from dataclasses import asdict, replace
 from typing import Any
 
 import pytest
 
-from e2e.harness.cluster import Cluster
 from lambdalet.activator.announce import (
     TOKEN_AUDIENCE,
     Announcement,
@@ -30,15 +28,17 @@ from lambdalet.activator.events import HttpRequest
 from lambdalet.activator.internal import Internal
 from lambdalet.activator.kube import ClusterView
 from lambdalet.activator.metrics import Metrics
-from lambdalet.activator.model import FunctionConfig, InvokeRejected
+from lambdalet.activator.model import FunctionConfig
 from lambdalet.activator.proxy import Proxy, ProxyLimits
 from lambdalet.activator.upstream import Pool
 from lambdalet.activator.warnings import InitErrorEvents
 from lambdalet.api.function import Function
-from lambdalet.controller.resources import deployment
-from lambdalet.k8s.client import KubeClient, load_connection
+from lambdalet.contracts.invocation import InvokeRejected
+from lambdalet.controller.functions.resources import deployment
+from lambdalet.k8s.client import KubeClient
 from lambdalet.settings import Settings
 from tests.api.cases import function, named
+from tests.kit.servers.kube import Cluster
 from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.controlplane
@@ -55,15 +55,6 @@ def namespace(controlplane: Cluster, cp_namespace: str) -> str:
     )
     controlplane.kubectl("create", "serviceaccount", SERVICE_ACCOUNT, "-n", cp_namespace)
     return cp_namespace
-
-
-@pytest.fixture
-async def client(controlplane: Cluster) -> AsyncIterator[KubeClient]:
-    kube = KubeClient(load_connection({}, str(controlplane.kubeconfig)))
-    try:
-        yield kube
-    finally:
-        await kube.aclose()
 
 
 def create_pod(cluster: Cluster, namespace: str, name: str, fn: str = "hello") -> str:
@@ -202,14 +193,23 @@ async def test_garbage_token_is_rejected(
         await verify(client, "garbage.not.a-jwt", announcement(namespace, "hello-1"), POD_IP)
 
 
-async def test_token_of_a_pod_created_again_under_its_name_is_rejected(
+async def verified_once(
     controlplane: Cluster, namespace: str, client: KubeClient
-) -> None:
+) -> tuple[str, Announcement, ReviewCache]:
+    """Pod hello-1's announcement, verified once with its token: the token, the announcement and
+    the cache that keeps the review."""
     create_pod(controlplane, namespace, "hello-1")
     bearer = token(controlplane, namespace, "hello-1")
     cache = ReviewCache()
     claimed = announcement(namespace, "hello-1")
     await verify(client, bearer, claimed, POD_IP, cache=cache)
+    return bearer, claimed, cache
+
+
+async def test_token_of_a_pod_created_again_under_its_name_is_rejected(
+    controlplane: Cluster, namespace: str, client: KubeClient
+) -> None:
+    bearer, claimed, cache = await verified_once(controlplane, namespace, client)
 
     controlplane.kubectl("delete", "pod", "hello-1", "-n", namespace, "--wait=true")
     create_pod(controlplane, namespace, "hello-1")
@@ -228,11 +228,7 @@ async def test_token_of_a_pod_created_again_under_its_name_is_rejected(
 async def test_token_of_a_deleted_pod_is_rejected_even_when_cached(
     controlplane: Cluster, namespace: str, client: KubeClient
 ) -> None:
-    create_pod(controlplane, namespace, "hello-1")
-    bearer = token(controlplane, namespace, "hello-1")
-    cache = ReviewCache()
-    claimed = announcement(namespace, "hello-1")
-    await verify(client, bearer, claimed, POD_IP, cache=cache)
+    bearer, claimed, cache = await verified_once(controlplane, namespace, client)
 
     controlplane.kubectl("delete", "pod", "hello-1", "-n", namespace, "--wait=true")
 

@@ -20,8 +20,9 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
 
-from e2e.harness.cluster import Cluster, audit_length, audit_writes
-from e2e.harness.operator import OperatorProcess
+from tests.controlplane import objects
+from tests.kit.servers.kube import Cluster, audit_length, audit_writes
+from tests.kit.servers.operator import OperatorProcess
 from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.controlplane
@@ -30,17 +31,7 @@ TIMEOUT = 30.0
 
 
 def function(name: str, **scaling: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "lambdalet.dev/v1alpha1",
-        "kind": "Function",
-        "metadata": {"name": name},
-        "spec": {
-            "runtime": "python3.12",
-            "handler": "app.handler",
-            "code": {"inline": {"app.py": "def handler(event, context):\n    return 'ok'\n"}},
-            **({"scaling": scaling} if scaling else {}),
-        },
-    }
+    return objects.function(name, **({"scaling": scaling} if scaling else {}))
 
 
 def create(cluster: Cluster, ns: str, *functions: dict[str, Any]) -> None:

@@ -10,15 +10,16 @@ from typing import Any
 
 import pytest
 
-from e2e.harness.cluster import Cluster, audit_length, audit_writes
-from e2e.harness.operator import OperatorProcess
 from lambdalet.activator.metrics import Metrics
-from lambdalet.activator.model import FunctionConfig, FunctionKey
+from lambdalet.activator.model import FunctionConfig
 from lambdalet.activator.proxy import Proxy
 from lambdalet.activator.stats import Reporter
 from lambdalet.activator.upstream import Pool
+from lambdalet.contracts.keys import Key
 from tests.controlplane.test_autoscaler import create, function
 from tests.kit.servers.agent import StartAgent
+from tests.kit.servers.kube import Cluster, audit_length, audit_writes
+from tests.kit.servers.operator import OperatorProcess
 from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.controlplane
@@ -53,13 +54,13 @@ async def test_a_cold_start_the_activator_measured_shows_in_the_status(
     create(controlplane, ns, function("cold"))
     assert "lastColdStartSeconds" not in stored(controlplane, ns, "cold")
 
-    key: FunctionKey = (ns, "cold")
+    key: Key = (ns, "cold")
     poked = asyncio.Event()  # the proxy pokes the autoscaler when it holds a request at zero
     proxy = Proxy(Pool(), poke=lambda _: poked.set(), metrics=Metrics())
     proxy.set_config(FunctionConfig(namespace=ns, name="cold"))
-    measured: dict[FunctionKey, float] = {}
+    measured: dict[Key, float] = {}
 
-    def cold_starts() -> dict[FunctionKey, float]:
+    def cold_starts() -> dict[Key, float]:
         taken = proxy.cold_starts()
         measured.update(taken)
         return taken

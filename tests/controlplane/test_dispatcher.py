@@ -23,14 +23,14 @@ import pytest
 import redis.asyncio
 from aiohttp import web
 
-from e2e.harness.cluster import Cluster
 from lambdalet.dispatcher.main import dispatch
-from lambdalet.dispatcher.status import SourceStatus
-from lambdalet.k8s.client import APPLY, KubeClient, load_connection, resource_path
+from lambdalet.dispatcher.replica.status import SourceStatus
+from lambdalet.k8s.client import APPLY, KubeClient, resource_path
 from lambdalet.k8s.errors import NotFound
 from tests.activator.stack import Stack, start_stack
 from tests.kit.ports import free_port
 from tests.kit.servers.agent import StartAgent
+from tests.kit.servers.kube import Cluster
 from tests.kit.servers.redis import RedisServer
 from tests.kit.wait import wait_for_async
 
@@ -55,15 +55,6 @@ def handler(event, context):
             seen.write(record["messageId"] + "\\n")
     return {}
 """
-
-
-@pytest.fixture
-async def client(crds: Cluster) -> AsyncIterator[KubeClient]:
-    kube = KubeClient(load_connection({}, str(crds.kubeconfig)))
-    try:
-        yield kube
-    finally:
-        await kube.aclose()
 
 
 @pytest.fixture
@@ -153,6 +144,20 @@ async def assign(client: KubeClient, namespace: str, name: str, replica: str) ->
     )
 
 
+def orders_source(namespace: str, function: str, redis_url: str, **spec: Any) -> dict[str, Any]:
+    """EventSource ``orders``: stream ``orders`` of ``redis_url``, to Function ``function``."""
+    return {
+        "apiVersion": "lambdalet.dev/v1alpha1",
+        "kind": "EventSource",
+        "metadata": {"name": "orders", "namespace": namespace},
+        "spec": {
+            "function": {"name": function},
+            "redisStreams": {"url": redis_url, "stream": "orders"},
+            **spec,
+        },
+    }
+
+
 async def event_source(client: KubeClient, namespace: str) -> dict[str, Any]:
     return await client.get("lambdalet.dev/v1alpha1", "EventSource", namespace, "orders")
 
@@ -187,18 +192,7 @@ async def test_dispatcher_runs_its_event_sources_and_hands_them_over(
             },
         }
     )
-    await client.create(
-        {
-            "apiVersion": "lambdalet.dev/v1alpha1",
-            "kind": "EventSource",
-            "metadata": {"name": "orders", "namespace": namespace},
-            "spec": {
-                "function": {"name": "orders"},
-                "redisStreams": {"url": redis_server.url, "stream": "orders"},
-                "batchSize": 10,
-            },
-        }
-    )
+    await client.create(orders_source(namespace, "orders", redis_server.url, batchSize=10))
     await assign(client, namespace, "orders", "replica-a")
     ids = [(await redis_client.xadd("orders", {"body": f"m{n}"})).decode() for n in range(50)]
     autoscaler = Autoscaler()
@@ -282,17 +276,7 @@ async def test_a_source_of_a_missing_function_is_not_run(
     redis_server: RedisServer,
     redis_client: redis.asyncio.Redis,
 ) -> None:
-    await client.create(
-        {
-            "apiVersion": "lambdalet.dev/v1alpha1",
-            "kind": "EventSource",
-            "metadata": {"name": "orders", "namespace": namespace},
-            "spec": {
-                "function": {"name": "nowhere"},
-                "redisStreams": {"url": redis_server.url, "stream": "orders"},
-            },
-        }
-    )
+    await client.create(orders_source(namespace, "nowhere", redis_server.url))
     await assign(client, namespace, "orders", "replica-m")
     await redis_client.xadd("orders", {"body": "kept"})
     async with running_dispatcher(

@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from e2e.harness.cluster import Cluster, audit_length, audit_writes
-from e2e.harness.operator import OperatorProcess
 from lambdalet.sharding import owner
+from tests.controlplane.objects import condition, function
+from tests.kit.servers.kube import Cluster, audit_length, audit_writes
+from tests.kit.servers.operator import OperatorProcess
 from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.controlplane
@@ -112,19 +113,6 @@ def dispatchers(controlplane: Cluster, cp_namespace: str) -> Iterator[Dispatcher
         keeper.close()
 
 
-def function(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "lambdalet.dev/v1alpha1",
-        "kind": "Function",
-        "metadata": {"name": name},
-        "spec": {
-            "runtime": "python3.12",
-            "handler": "app.handler",
-            "code": {"inline": {"app.py": "def handler(event, context):\n    return 'ok'\n"}},
-        },
-    }
-
-
 def eventsource(
     name: str, function: str = "worker", expression: str = "rate(5 minutes)", **spec: Any
 ) -> dict[str, Any]:
@@ -134,13 +122,6 @@ def eventsource(
         "metadata": {"name": name},
         "spec": {"function": {"name": function}, "schedule": {"expression": expression}, **spec},
     }
-
-
-def condition(source: dict[str, Any], kind: str) -> dict[str, Any] | None:
-    for c in source.get("status", {}).get("conditions", []):
-        if c["type"] == kind:
-            return c  # type: ignore[no-any-return]
-    return None
 
 
 def wait_reason(
@@ -360,21 +341,6 @@ def test_a_schedule_the_dispatcher_cannot_read_is_invalid_schedule(
     wait_reason(controlplane, ns, "noon", "NoDispatcher")
 
 
-def eventsources_settled(
-    operator: OperatorProcess, marker: int, keys: list[tuple[str, str]]
-) -> bool:
-    """Whether kopf handed every EventSource over after ``marker`` and the EventSource work
-    queue then drained."""
-    text = operator.log()[marker:]
-    last = -1
-    for namespace, name in keys:
-        seen = text.find(f"[{namespace}/{name}] Handler 'on_eventsource' succeeded")
-        if seen < 0:
-            return False
-        last = max(last, seen)
-    return "EventSources idle:" in text[last:]
-
-
 def test_restarted_operator_writes_no_eventsource_status(
     controlplane: Cluster, cp_namespace: str, operator: OperatorProcess, dispatchers: Dispatchers
 ) -> None:
@@ -412,7 +378,9 @@ def test_restarted_operator_writes_no_eventsource_status(
     marker = len(operator.log())
     operator.start()
     wait_for(
-        lambda: eventsources_settled(operator, marker, keys),
+        lambda: operator.settled_after(
+            marker, keys, handler="on_eventsource", drained="EventSources idle:"
+        ),
         30,
         what="the restarted operator to settle its EventSources",
     )

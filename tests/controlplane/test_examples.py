@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from e2e.harness.cluster import REPO, Cluster
+from tests.kit.paths import REPO
+from tests.kit.servers.kube import Cluster
 
 pytestmark = pytest.mark.controlplane
 

@@ -4,27 +4,16 @@ create of a taken name and to a write with a stale resourceVersion, as the class
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from e2e.harness.cluster import Cluster
 from lambdalet.contracts.events import post_warning
 from lambdalet.contracts.problems import Problem
 from lambdalet.k8s import AlreadyExists, Conflict, KubeClient, NotFound, TransientKubeError
-from lambdalet.k8s.client import load_connection, resource_path
+from lambdalet.k8s.client import resource_path
 
 pytestmark = pytest.mark.controlplane
-
-
-@pytest.fixture
-async def client(controlplane: Cluster) -> AsyncIterator[KubeClient]:
-    kube = KubeClient(load_connection({}, str(controlplane.kubeconfig)))
-    try:
-        yield kube
-    finally:
-        await kube.aclose()
 
 
 def config_map(namespace: str, data: dict[str, str]) -> dict[str, Any]:

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from e2e.harness.cluster import Cluster
-from e2e.harness.operator import OperatorProcess
 from tests.controlplane.test_operator import function, wait_ready
+from tests.kit.servers.kube import Cluster, fresh_namespace
+from tests.kit.servers.operator import OperatorProcess
 from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.controlplane
@@ -25,12 +25,7 @@ pytestmark = pytest.mark.controlplane
 def ha_namespace(crds: Cluster) -> Iterator[str]:
     """The replicas' namespace (the session's own operator, cluster-wide, serves it too: the
     tests read the replicas' own logs for who did the work)."""
-    name = f"ha-{uuid.uuid4().hex[:6]}"
-    crds.kubectl("create", "namespace", name)
-    try:
-        yield name
-    finally:
-        crds.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    yield from fresh_namespace(crds, f"ha-{uuid.uuid4().hex[:6]}")
 
 
 def replica(cluster: Cluster, namespace: str, name: str, logs: Path) -> OperatorProcess:

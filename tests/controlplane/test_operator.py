@@ -12,21 +12,16 @@ from typing import Any
 
 import pytest
 
-from e2e.harness.cluster import REPO, Cluster, audit_length, audit_writes
-from e2e.harness.operator import OperatorProcess
+from tests.controlplane.objects import condition, function
+from tests.kit.paths import REPO
+from tests.kit.servers.kube import Cluster, audit_length, audit_writes
+from tests.kit.servers.operator import OperatorProcess
 from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.controlplane
 
 EXAMPLE = REPO / "examples" / "hello-python"
 OPERATOR_USER = "lambdalet-operator"
-
-
-def condition(function: dict[str, Any], kind: str) -> dict[str, Any] | None:
-    for c in function.get("status", {}).get("conditions", []):
-        if c["type"] == kind:
-            return c  # type: ignore[no-any-return]
-    return None
 
 
 def wait_ready(
@@ -44,26 +39,17 @@ def wait_ready(
     return wait_for(ready, timeout, what=f"Function {ns}/{name} Ready={status}")
 
 
-def function(name: str, **spec: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "runtime": "python3.12",
-        "handler": "app.handler",
-        "code": {"inline": {"app.py": "def handler(event, context):\n    return 'ok'\n"}},
-    }
-    return {
-        "apiVersion": "lambdalet.dev/v1alpha1",
-        "kind": "Function",
-        "metadata": {"name": name},
-        "spec": {**base, **spec},
-    }
+def apply_example(cluster: Cluster, ns: str) -> dict[str, Any]:
+    """examples/hello-python's Function, applied with kubectl, once Ready."""
+    cluster.kubectl("apply", "-n", ns, "-f", str(EXAMPLE / "function.yaml"))
+    return wait_ready(cluster, ns, "hello-python")
 
 
 def test_example_gets_its_children_and_reads_ready_at_zero(
     controlplane: Cluster, cp_namespace: str, operator: OperatorProcess
 ) -> None:
     ns = cp_namespace
-    controlplane.kubectl("apply", "-n", ns, "-f", str(EXAMPLE / "function.yaml"))
-    fn = wait_ready(controlplane, ns, "hello-python")
+    fn = apply_example(controlplane, ns)
     uid = fn["metadata"]["uid"]
 
     assert condition(fn, "Active") == {
@@ -115,8 +101,7 @@ def test_kubectl_get_fn_shows_ready_replicas_and_url(
     controlplane: Cluster, cp_namespace: str, operator: OperatorProcess
 ) -> None:
     ns = cp_namespace
-    controlplane.kubectl("apply", "-n", ns, "-f", str(EXAMPLE / "function.yaml"))
-    wait_ready(controlplane, ns, "hello-python")
+    apply_example(controlplane, ns)
     table = controlplane.kubectl("get", "fn", "-n", ns).stdout.splitlines()
     assert table[0].split() == ["NAME", "READY", "REPLICAS", "URL", "AGE"]
     row = table[1].split()
@@ -206,16 +191,25 @@ def test_code_from_a_missing_config_map_reads_not_ready_until_it_exists(
     assert {"name": "code", "configMap": {"name": "my-code", "defaultMode": 0o555}} in volumes
 
 
+def apply_not_ready(
+    cluster: Cluster, ns: str, name: str
+) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """Apply Function ``name`` and wait for it to be Ready=False: the Function, its Ready
+    condition, and the audit log's length before the apply (0 without one)."""
+    start = audit_length(cluster.audit_log) if cluster.audit_log else 0
+    cluster.apply([function(name)], "-n", ns)
+    fn = wait_ready(cluster, ns, name, status="False")
+    ready = condition(fn, "Ready")
+    assert ready is not None
+    return fn, ready, start
+
+
 def test_a_name_taken_by_another_object_is_reported_not_overwritten(
     controlplane: Cluster, cp_namespace: str, operator: OperatorProcess
 ) -> None:
     ns = cp_namespace
     controlplane.kubectl("create", "service", "clusterip", "fn-clash", "--tcp=80:80", "-n", ns)
-    start = audit_length(controlplane.audit_log) if controlplane.audit_log else 0
-    controlplane.apply([function("clash")], "-n", ns)
-    fn = wait_ready(controlplane, ns, "clash", status="False")
-    ready = condition(fn, "Ready")
-    assert ready is not None
+    fn, ready, start = apply_not_ready(controlplane, ns, "clash")
     assert ready["reason"] == "NameConflict"
     assert "Service fn-clash already exists" in ready["message"]
     service = controlplane.get("service", "fn-clash", "-n", ns)
@@ -252,8 +246,7 @@ def test_deleting_a_function_garbage_collects_its_children(
     controlplane: Cluster, cp_namespace: str, operator: OperatorProcess
 ) -> None:
     ns = cp_namespace
-    controlplane.kubectl("apply", "-n", ns, "-f", str(EXAMPLE / "function.yaml"))
-    wait_ready(controlplane, ns, "hello-python")
+    apply_example(controlplane, ns)
     controlplane.kubectl("delete", "function", "hello-python", "-n", ns, "--timeout=30s")
 
     def children() -> list[str]:
@@ -357,11 +350,7 @@ def test_a_child_refused_by_cluster_policy_reads_apply_rejected_until_allowed(
             20,
             what="the admission policy to take effect",
         )
-        start = audit_length(controlplane.audit_log) if controlplane.audit_log else 0
-        controlplane.apply([function("frozen")], "-n", ns)
-        fn = wait_ready(controlplane, ns, "frozen", status="False")
-        ready = condition(fn, "Ready")
-        assert ready is not None
+        _, ready, start = apply_not_ready(controlplane, ns, "frozen")
         assert ready["reason"] == "ApplyRejected"
         assert "deployments are frozen here" in ready["message"]
         if controlplane.audit_log:

@@ -15,17 +15,19 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from e2e.harness.activator import ActivatorProcess
-from e2e.harness.cluster import Cluster
 from tests.controlplane.test_activator_view import endpoint_slice, function
 from tests.kit.ports import free_port
+from tests.kit.servers.activator import ActivatorProcess
 from tests.kit.servers.agent import Agent, StartAgent
+from tests.kit.servers.kube import Cluster
 from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.controlplane
@@ -136,6 +138,23 @@ def activator(cluster: Cluster, ns: str, pod: str, logs: Path) -> ActivatorProce
     )
 
 
+@contextmanager
+def two_activators(
+    cluster: Cluster, ns: str, logs: Path
+) -> Iterator[tuple[ActivatorProcess, ActivatorProcess]]:
+    """Activators act-a and act-b, started, once each counts the other; stopped after."""
+    a = activator(cluster, ns, "act-a", logs)
+    b = activator(cluster, ns, "act-b", logs)
+    for process in (a, b):
+        process.start()
+    try:
+        wait_for(lambda: joined([a, b], 2), 60, what="both activators to count each other")
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
+
+
 def joined(activators: list[ActivatorProcess], members: int) -> bool:
     return all(
         gauge(a, "lambdalet_activator_members") == members
@@ -173,13 +192,7 @@ async def test_two_activators_admit_the_cap_once_and_a_survivor_takes_over(
     crds: Cluster, cp_namespace: str, capped: str, tmp_path: Path
 ) -> None:
     ns = cp_namespace
-    a = activator(crds, ns, "act-a", tmp_path)
-    b = activator(crds, ns, "act-b", tmp_path)
-    for process in (a, b):
-        process.start()
-    try:
-        wait_for(lambda: joined([a, b], 2), 60, what="both activators to count each other")
-
+    with two_activators(crds, ns, tmp_path) as (a, b):
         both = await burst([a.url, b.url], ns, capped, tmp_path / "both")
         assert (both.peak, both.ok, both.throttled, both.other) == (RESERVED, RESERVED, 35, [])
 
@@ -203,25 +216,15 @@ async def test_two_activators_admit_the_cap_once_and_a_survivor_takes_over(
             if later.ok == RESERVED or time.monotonic() > killed + takeover + 60:
                 break
         assert (later.peak, later.ok, later.throttled) == (RESERVED, RESERVED, 35)
-    finally:
-        a.stop()
-        b.stop()
 
 
 async def test_a_clean_stop_hands_the_share_over_at_once_and_a_newcomer_waits_its_turn(
     crds: Cluster, cp_namespace: str, capped: str, tmp_path: Path
 ) -> None:
     ns = cp_namespace
-    a = activator(crds, ns, "act-a", tmp_path)
-    b = activator(crds, ns, "act-b", tmp_path)
     c = activator(crds, ns, "act-c", tmp_path)
-    for process in (a, b):
-        process.start()
-    try:
-        wait_for(lambda: joined([a, b], 2), 60, what="both activators to count each other")
-
-        # A third joins: still one cap over three.
-        c.start()
+    # A third joins (once the first two count each other): still one cap over three.
+    with two_activators(crds, ns, tmp_path) as (a, b), c.serving():
         wait_for(lambda: joined([a, b, c], 3), 60, what="the newcomer to join")
         three = await burst([a.url, b.url, c.url], ns, capped, tmp_path / "three")
         assert (three.peak, three.ok, three.throttled, three.other) == (RESERVED, RESERVED, 35, [])
@@ -242,9 +245,6 @@ async def test_a_clean_stop_hands_the_share_over_at_once_and_a_newcomer_waits_it
         wait_for(lambda: joined([a], 1), 15, what="the survivor to count only itself")
         alone = await burst([a.url], ns, capped, tmp_path / "alone")
         assert (alone.peak, alone.ok, alone.throttled, alone.other) == (RESERVED, RESERVED, 35, [])
-    finally:
-        for process in (a, b, c):
-            process.stop()
 
 
 async def test_a_cap_smaller_than_the_activators_is_reached_through_either(
@@ -254,17 +254,9 @@ async def test_a_cap_smaller_than_the_activators_is_reached_through_either(
     handed to it, so the Function runs one at a time whichever activator is asked."""
     ns = cp_namespace
     single = deploy(crds, ns, agent, "single", 1)
-    a = activator(crds, ns, "act-a", tmp_path)
-    b = activator(crds, ns, "act-b", tmp_path)
-    for process in (a, b):
-        process.start()
-    try:
-        wait_for(lambda: joined([a, b], 2), 60, what="both activators to count each other")
+    with two_activators(crds, ns, tmp_path) as (a, b):
         for process in (a, b):
             only = await burst([process.url], ns, single, tmp_path / f"via-{process.port}")
             assert (only.peak, only.ok, only.throttled, only.other) == (1, 1, REQUESTS - 1, [])
         spread = await burst([a.url, b.url], ns, single, tmp_path / "spread")
         assert (spread.peak, spread.ok, spread.throttled, spread.other) == (1, 1, REQUESTS - 1, [])
-    finally:
-        a.stop()
-        b.stop()

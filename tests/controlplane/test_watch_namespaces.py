@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from e2e.harness.cluster import Cluster
-from e2e.harness.operator import OperatorProcess
 from tests.controlplane.test_operator import condition, function, wait_ready
+from tests.kit.servers.kube import Cluster
+from tests.kit.servers.operator import OperatorProcess
 
 pytestmark = pytest.mark.controlplane
 

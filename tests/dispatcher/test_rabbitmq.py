@@ -20,7 +20,7 @@ import pytest
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 from pamqp.common import FieldTable
 
-from lambdalet.dispatcher.rabbitmq import (
+from lambdalet.dispatcher.sources.rabbitmq import (
     FIRST_RECEIVED_HEADER,
     REASON_HEADER,
     RECEIVE_COUNT_HEADER,
@@ -34,7 +34,7 @@ from lambdalet.dispatcher.rabbitmq import (
     redacted,
     to_message,
 )
-from lambdalet.dispatcher.source import Message, SourceConfigError, SourceError
+from lambdalet.dispatcher.sources.source import Message, SourceConfigError, SourceError
 from tests.kit.ports import free_port
 from tests.kit.servers.rabbitmq import RabbitBroker, publish_raw, running_rabbitmq
 from tests.kit.wait import wait_for_async
@@ -410,23 +410,14 @@ async def test_missing_queues_are_config_errors(admin: Admin, make_source: Make)
 
 
 async def test_unreachable_broker_and_bad_credentials(rabbitmq: RabbitBroker) -> None:
-    closed = RabbitMQSource(
-        f"amqp://guest:guest@127.0.0.1:{free_port()}/",
-        "q",
-        dead_letter_queue=None,
-        prefetch=1,
-        timeout=5.0,
-    )
+    def source(url: str) -> RabbitMQSource:
+        return RabbitMQSource(url, "q", dead_letter_queue=None, prefetch=1, timeout=5.0)
+
+    closed = source(f"amqp://guest:guest@127.0.0.1:{free_port()}/")
     with pytest.raises(SourceError) as refused:
         await closed.start()
     assert not isinstance(refused.value, SourceConfigError)  # transient: try again later
-    wrong = RabbitMQSource(
-        f"amqp://guest:nope@127.0.0.1:{rabbitmq.port}/",
-        "q",
-        dead_letter_queue=None,
-        prefetch=1,
-        timeout=5.0,
-    )
+    wrong = source(f"amqp://guest:nope@127.0.0.1:{rabbitmq.port}/")
     with pytest.raises(SourceConfigError) as denied:
         await wrong.start()
     assert "nope" not in str(denied.value)

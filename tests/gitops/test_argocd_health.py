@@ -15,7 +15,7 @@ import pytest
 import yaml
 from lupa import lua51  # type: ignore[import-untyped]
 
-from e2e.harness.cluster import REPO
+from tests.kit.paths import REPO
 
 ARGOCD = REPO / "gitops" / "argocd"
 SCRIPTS = {

@@ -15,3 +15,18 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def free_port_pair() -> int:
+    """A port ``p`` such that ``p`` and ``p + 1`` on 127.0.0.1 were both free a moment ago, for a
+    server that takes two neighbouring ports (etcd's client and peer ports, the API server's and
+    the controller manager's in e2e/cluster/cluster.sh)."""
+    for _ in range(100):
+        first = free_port()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", first + 1))
+            except OSError:
+                continue
+        return first
+    raise RuntimeError("no two neighbouring free ports on 127.0.0.1")

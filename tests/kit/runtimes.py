@@ -1,15 +1,15 @@
 """The interpreter each runtime image carries: the version a handler on that runtime must report,
 from the pins of runtime-images/versions.env (the images' build reads the same file), for
-e2e/test_runtime_on_node.py."""
+e2e/test_runtime_on_node.py (and tests/runtime/test_versions.py, which checks the pins)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 from lambdalet.api.function import Runtime
+from tests.kit.paths import REPO
 
-VERSIONS_ENV = Path(__file__).resolve().parents[2] / "runtime-images" / "versions.env"
+VERSIONS_ENV = REPO / "runtime-images" / "versions.env"
 
 # Runtimes whose interpreter is the base image's own (Debian bookworm's python3), not pinned: the
 # version is only known up to its minor, hence the trailing dot.

@@ -11,13 +11,12 @@ import io
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from minio import Minio
 from minio.credentials import AssumeRoleProvider, Credentials
 
-from tests.kit.servers.agent import StartAgent
+from tests.kit.servers.agent import Agent, StartAgent
 from tests.kit.servers.minio import (
     ROOT_PASSWORD,
     ROOT_USER,
@@ -94,9 +93,12 @@ def temporary_env(
     return env, sts
 
 
-def assert_runs_the_archive(agent_task_root: Path, reply_json: object) -> None:
-    assert reply_json == {"from": "url", "event": {"n": 1}}
-    assert (agent_task_root / "lib" / "data.txt").read_text() == "x"
+def assert_runs_the_archive(agent: Agent) -> None:
+    """An invocation answers from the archive's handler, whose lib/ the agent unpacked."""
+    reply = agent.invoke({"n": 1})
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == {"from": "url", "event": {"n": 1}}
+    assert (agent.task_root / "lib" / "data.txt").read_text() == "x"
 
 
 def test_a_signed_get_of_a_private_object(
@@ -108,10 +110,8 @@ def test_a_signed_get_of_a_private_object(
     agent = start_agent(
         {}, env=s3_env(minio, bucket, "fn/v1.zip", LAMBDALET_CODE_SHA256=digest.upper())
     )
-    reply = agent.invoke({"n": 1})
 
-    assert reply.status_code == 200, reply.text
-    assert_runs_the_archive(agent.task_root, reply.json())
+    assert_runs_the_archive(agent)
     where = f"s3://{bucket}/fn/v1.zip at http://{minio.host}:{minio.port}"
     agent.wait_log(
         rf"^lambdalet-agent: code: {re.escape(where)} \({len(ARCHIVE)} bytes, sha256 {digest}\)"
@@ -126,11 +126,7 @@ def test_a_key_that_needs_escaping(
     key = "releases/2026-11-22 build+1/fn=v1&a:b/café ünïcode.zip"
     put(minio.client(), bucket, key, ARCHIVE)
 
-    agent = start_agent({}, env=s3_env(minio, bucket, key))
-
-    reply = agent.invoke({"n": 1})
-    assert reply.status_code == 200, reply.text
-    assert_runs_the_archive(agent.task_root, reply.json())
+    assert_runs_the_archive(start_agent({}, env=s3_env(minio, bucket, key)))
 
 
 def test_temporary_credentials_with_a_session_token(
@@ -139,11 +135,7 @@ def test_temporary_credentials_with_a_session_token(
     put(minio.client(), bucket, "fn.zip", ARCHIVE)
     env, _ = temporary_env(minio, bucket, with_token=True)
 
-    agent = start_agent({}, env=env)
-
-    reply = agent.invoke({"n": 1})
-    assert reply.status_code == 200, reply.text
-    assert_runs_the_archive(agent.task_root, reply.json())
+    assert_runs_the_archive(start_agent({}, env=env))
 
 
 def test_the_same_temporary_credentials_without_their_token_are_refused(
@@ -209,9 +201,7 @@ def test_a_missing_object_recovers_once_it_is_uploaded(
 
     # Rounds are 1 s, 2 s, 4 s apart: the next one finds it, in the same agent.
     agent.wait_health("ready", timeout=20)
-    reply = agent.invoke({"n": 1})
-    assert reply.status_code == 200, reply.text
-    assert_runs_the_archive(agent.task_root, reply.json())
+    assert_runs_the_archive(agent)
 
 
 def test_a_missing_bucket(start_agent: StartAgent, minio: MinioServer) -> None:

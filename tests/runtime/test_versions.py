@@ -1,18 +1,18 @@
 """The interpreter versions of the runtime images (runtime-images/versions.env, read through
-e2e/harness/runtimes.py): every runtime the API offers has one, and a handler's report of its
+tests/kit/runtimes.py): every runtime the API offers has one, and a handler's report of its
 version is matched against it."""
 
 from __future__ import annotations
 
 import pytest
 
-from e2e.harness.runtimes import (
+from lambdalet.api.function import Runtime
+from tests.kit.runtimes import (
     expected_version,
     parse_versions,
     pinned_versions,
     version_matches,
 )
-from lambdalet.api.function import Runtime
 
 PINS = {"NODE20_VERSION": "20.1.2", "NODE22_VERSION": "22.3.4", "CPYTHON312_VERSION": "3.12.5"}
 

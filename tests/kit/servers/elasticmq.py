@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.kit.ports import free_port
-from tests.kit.servers.process import boot
+from tests.kit.servers.process import SlowServer
 
 REPO = Path(__file__).resolve().parents[3]
 FETCH_SCRIPT = REPO / "e2e" / "cluster" / "elasticmq.sh"
@@ -77,16 +77,16 @@ def config(port: int, workdir: Path, *, durable: bool) -> str:
     )
 
 
-class ElasticMQ:
+class ElasticMQ(SlowServer):
     """One ElasticMQ server this test run owns (a process, so not a frozen value)."""
 
+    name = "ElasticMQ"
+
     def __init__(self, workdir: Path, classpath: str, *, durable: bool = False) -> None:
-        self.workdir = workdir
+        super().__init__(workdir)
         self.classpath = classpath
         self.durable = durable
         self.port = free_port()
-        self.boot_seconds: list[float] = []  # one entry per boot, for the report
-        self._process: subprocess.Popen[bytes] | None = None
         self._config = workdir / "elasticmq.conf"
         self._config.write_text(config(self.port, workdir, durable=durable))
 
@@ -100,32 +100,20 @@ class ElasticMQ:
     def start(self) -> None:
         """Boot the JVM; returns once the SQS API answers (at most BOOT_TIMEOUT)."""
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME")}
-        with (self.workdir / "elasticmq.log").open("ab") as out:
-            self._process = subprocess.Popen(
-                [
-                    "java",
-                    *JVM_OPTIONS,
-                    f"-Dconfig.file={self._config}",
-                    "-cp",
-                    self.classpath,
-                    "org.elasticmq.server.Main",
-                ],
-                env=env,
-                cwd=self.workdir,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        seconds = boot(
-            self._process,
+        self._boot(
+            [
+                "java",
+                *JVM_OPTIONS,
+                f"-Dconfig.file={self._config}",
+                "-cp",
+                self.classpath,
+                "org.elasticmq.server.Main",
+            ],
+            "elasticmq.log",
             lambda: _answers(self.endpoint),
             BOOT_TIMEOUT,
-            name="ElasticMQ",
-            log=f"{self.workdir}/elasticmq.log",
-            stop=self.stop,
+            env=env,
         )
-        self.boot_seconds.append(seconds)
 
     def stop(self) -> None:
         """SIGTERM (the JVM's shutdown hooks close the store), then SIGKILL if it lingers."""

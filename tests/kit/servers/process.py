@@ -3,7 +3,8 @@
 ``ready_within`` polls a readiness probe (a PING, a protocol greeting, a health URL) until it
 answers, the process exits (most likely it lost its free port to another process) or the
 deadline passes. ``stop_process`` sends a signal (SIGTERM: a clean shutdown) and waits, then
-kills what lingers.
+kills what lingers. ``SlowServer`` is what the launchers of a JVM (ElasticMQ) and an Erlang node
+(RabbitMQ) share: booting it in a process group of its own, and timing each boot.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 STOP_TIMEOUT = 10.0  # seconds for a server to exit after the signal, and again after SIGKILL
 
@@ -34,26 +37,52 @@ def ready_within(
     return False
 
 
-def boot(
-    process: subprocess.Popen[bytes],
-    ready: Callable[[], bool],
-    timeout: float,
-    *,
-    name: str,
-    log: str,
-    stop: Callable[[], None],
-) -> float:
-    """Wait for a slow server (a JVM, an Erlang node) to be ready; its boot time in seconds.
+class SlowServer:
+    """A slow server (a JVM, an Erlang node) this test run owns, which its launcher boots, stops
+    and boots again in ``workdir``; ``boot_seconds`` has one entry per boot, for the report."""
 
-    RuntimeError when it exits first, or (after ``stop()``) when ``timeout`` seconds pass.
-    """
-    started = time.monotonic()
-    if ready_within(process, ready, timeout, interval=0.1):
-        return time.monotonic() - started
-    if process.poll() is not None:
-        raise RuntimeError(f"{name} exited; see {log}")
-    stop()
-    raise RuntimeError(f"{name} did not boot in {timeout} s; see {log}")
+    name = ""  # in the errors: "ElasticMQ", "rabbitmq-server"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.boot_seconds: list[float] = []
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def _boot(
+        self,
+        argv: Sequence[str],
+        log: str,
+        ready: Callable[[], bool],
+        timeout: float,
+        **popen: Any,
+    ) -> None:
+        """Start ``argv`` in ``workdir``, in a session (so a process group) of its own with its
+        output appended to the file ``log`` there, and return once ``ready()`` holds.
+
+        RuntimeError when it exits first, or (after ``stop()``) when ``timeout`` seconds pass.
+        """
+        path = self.workdir / log
+        with path.open("ab") as out:
+            self._process = subprocess.Popen(
+                argv,
+                cwd=self.workdir,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                **popen,
+            )
+        started = time.monotonic()
+        if ready_within(self._process, ready, timeout, interval=0.1):
+            self.boot_seconds.append(time.monotonic() - started)
+            return
+        if self._process.poll() is not None:
+            raise RuntimeError(f"{self.name} exited; see {path}")
+        self.stop()
+        raise RuntimeError(f"{self.name} did not boot in {timeout} s; see {path}")
 
 
 def stop_process(

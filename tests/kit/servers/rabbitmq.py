@@ -31,7 +31,7 @@ import pamqp.header
 from pamqp import commands, frame
 
 from tests.kit.ports import free_port
-from tests.kit.servers.process import boot, ready_within, stop_process
+from tests.kit.servers.process import SlowServer, ready_within, stop_process
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 BOOT_TIMEOUT = 60.0  # seconds until the AMQP listener answers
@@ -46,18 +46,18 @@ ERL_ARGS = (
 )
 
 
-class RabbitBroker:
+class RabbitBroker(SlowServer):
     """One rabbitmq-server node this test run owns (a process, so not a frozen value)."""
 
+    name = "rabbitmq-server"
+
     def __init__(self, workdir: Path, user: str | None) -> None:
-        self.workdir = workdir
+        super().__init__(workdir)
         self.user = user
         self.port = free_port()
         self.node = f"lambdalet-test-{self.port}@localhost"
         self.epmd_port = free_port()
         self.dist_port = free_port()
-        self.boot_seconds: list[float] = []  # one entry per boot, for the report
-        self._process: subprocess.Popen[bytes] | None = None
         self._epmd: subprocess.Popen[bytes] | None = None
         self.env = self._environment()
 
@@ -91,28 +91,16 @@ class RabbitBroker:
 
     def start(self) -> None:
         """Boot the node; returns once its AMQP listener speaks AMQP (at most BOOT_TIMEOUT)."""
-        with (self.workdir / "stdout.log").open("ab") as out:
-            self._process = subprocess.Popen(
-                [str(RABBITMQ_BIN / "rabbitmq-server")],
-                env=self.env,
-                cwd=self.workdir,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # one process group: the script, erl and its children
-                user=self.user,
-                group=self.user,
-                extra_groups=None if self.user is None else [],
-            )
-        seconds = boot(
-            self._process,
+        self._boot(  # one process group: the script, erl and its children
+            [str(RABBITMQ_BIN / "rabbitmq-server")],
+            "stdout.log",
             lambda: _speaks_amqp(self.port),
             BOOT_TIMEOUT,
-            name="rabbitmq-server",
-            log=f"{self.workdir}/stdout.log",
-            stop=self.stop,
+            env=self.env,
+            user=self.user,
+            group=self.user,
+            extra_groups=None if self.user is None else [],
         )
-        self.boot_seconds.append(seconds)
 
     def stop(self) -> None:
         """rabbitmqctl stop (a clean shutdown: messages on disk), then kill what is left."""
