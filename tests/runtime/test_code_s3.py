@@ -185,9 +185,7 @@ def test_anonymous_access_to_a_public_bucket_and_not_to_a_private_one(
         {}, env=s3_env(minio, bucket, "private/fn.zip", credentials=False), wait_ready=False
     )
 
-    reply = public.invoke({"n": 1})
-    assert reply.status_code == 200, reply.text
-    assert_runs_the_archive(public.task_root, reply.json())
+    assert_runs_the_archive(public)
     assert_code_error(private, "HTTP 403 Forbidden: AccessDenied: ")
 
 
