@@ -50,11 +50,15 @@ from lambdalet.activator.metrics import Metrics
 from lambdalet.activator.model import FunctionConfig
 from lambdalet.activator.proxy import Proxy
 from lambdalet.activator.upstream import Pool
-from lambdalet.dispatcher.delivery import Delivery, DeliverySettings
-from lambdalet.dispatcher.invoker import ActivatorInvoker, InvokerSettings
-from lambdalet.dispatcher.outcome import Policy
-from lambdalet.dispatcher.redis_streams import RedisStreamsConfig, RedisStreamsSource, connector
-from lambdalet.dispatcher.runners import poller_consumer, total_stats
+from lambdalet.dispatcher.delivery.invoker import ActivatorInvoker, InvokerSettings
+from lambdalet.dispatcher.delivery.loop import Delivery, DeliverySettings
+from lambdalet.dispatcher.delivery.outcome import Policy
+from lambdalet.dispatcher.replica.runners import poller_consumer, total_stats
+from lambdalet.dispatcher.sources.redis_streams import (
+    RedisStreamsConfig,
+    RedisStreamsSource,
+    connector,
+)
 from tests.kit.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,8 +1,8 @@
-"""Lease liveness judged on the observer's own clock (``lambdalet.leases``)."""
+"""Lease liveness judged on the observer's own clock (``lambdalet.contracts.leases``)."""
 
 from __future__ import annotations
 
-from lambdalet.leases import REPLACED_MEMORY, Lease, Liveness, parse
+from lambdalet.contracts.leases import REPLACED_MEMORY, Lease, Liveness, parse
 
 
 def lease(name: str, renew: str, version: str, holder: str = "x", duration: float = 15) -> Lease:

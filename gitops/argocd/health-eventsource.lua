@@ -1,5 +1,5 @@
 -- Argo CD health of a Lambdalet EventSource (lambdalet.dev/v1alpha1), read from the Ready
--- condition the operator writes (operator/lambdalet/controller/eventsource_status.py);
+-- condition the operator writes (operator/lambdalet/controller/eventsources/status.py);
 -- kstatus-like. Lua 5.1, as Argo CD's gopher-lua runs it; Argo CD sets `obj` and takes the table
 -- this returns.
 --   no status, or one of an older generation   Progressing  waiting for the operator

@@ -1,6 +1,6 @@
 -- Argo CD health of a Lambdalet Function (lambdalet.dev/v1alpha1), read from the Ready condition
--- the operator writes (operator/lambdalet/controller/status.py); kstatus-like. Lua 5.1, as Argo
--- CD's gopher-lua runs it; Argo CD sets `obj` and takes the table this returns.
+-- the operator writes (operator/lambdalet/controller/functions/status.py); kstatus-like. Lua 5.1,
+-- as Argo CD's gopher-lua runs it; Argo CD sets `obj` and takes the table this returns.
 --   no status, or one of an older generation   Progressing  waiting for the operator
 --   Ready True                                  Healthy      a Function at zero is Ready too
 --   Ready Unknown (Reconciling, Deploying)      Progressing  first pass, rollout under way

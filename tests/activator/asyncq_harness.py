@@ -16,9 +16,12 @@ from typing import cast
 import pytest
 import redis.asyncio
 
-from lambdalet.activator.asyncpolicy import RetryPolicy
-from lambdalet.activator.asyncq import AsyncQueue, AsyncQueueOptions
-from lambdalet.activator.model import FunctionConfig, FunctionKey, InvokeRejected, InvokeResult
+from lambdalet.activator.asyncinvoke.options import AsyncQueueOptions
+from lambdalet.activator.asyncinvoke.policy import RetryPolicy
+from lambdalet.activator.asyncinvoke.queue import AsyncQueue
+from lambdalet.activator.model import FunctionConfig
+from lambdalet.contracts.invocation import InvokeRejected, InvokeResult
+from lambdalet.contracts.keys import Key
 from tests.kit.invokers import ScriptedInvoker
 from tests.kit.wait import wait_for_async
 
@@ -52,7 +55,7 @@ def throttle() -> InvokeRejected:
     return InvokeRejected(429, "TooManyRequestsException", "reserved concurrency reached")
 
 
-async def depth_is(queue: AsyncQueue, key: FunctionKey, expected: int) -> bool:
+async def depth_is(queue: AsyncQueue, key: Key, expected: int) -> bool:
     return await queue.depth(key) == expected
 
 

@@ -15,13 +15,14 @@ from typing import Any
 import httpx
 
 from lambdalet.activator.app import Activator
-from lambdalet.activator.asyncq import AsyncQueue
+from lambdalet.activator.asyncinvoke.queue import AsyncQueue
 from lambdalet.activator.forward import Forwarder
 from lambdalet.activator.http1 import ServerLimits, serve
 from lambdalet.activator.metrics import Metrics
-from lambdalet.activator.model import FunctionConfig, FunctionKey
+from lambdalet.activator.model import FunctionConfig
 from lambdalet.activator.proxy import Proxy, ProxyLimits, Shares
 from lambdalet.activator.upstream import Pool
+from lambdalet.contracts.keys import Key
 
 HANDLER = """
 import json, os, time
@@ -75,7 +76,7 @@ class Stack:
     proxy: Proxy
     server: asyncio.Server
     client: httpx.AsyncClient
-    pokes: list[FunctionKey]
+    pokes: list[Key]
     metrics: Metrics
     port: int
     queue: AsyncQueue | None = None
@@ -91,7 +92,7 @@ class Stack:
         *,
         pods: Mapping[str, int] | None = None,
         **config: Any,
-    ) -> FunctionKey:
+    ) -> Key:
         """Tell the proxy a Function (and its ready pods), as ``kube`` would."""
         key = (namespace, name)
         self.proxy.set_config(FunctionConfig(namespace=namespace, name=name, **config))
@@ -116,7 +117,7 @@ async def start_stack(
     shares: Shares | None = None,
     forwarder: Forwarder | None = None,
 ) -> Stack:
-    pokes: list[FunctionKey] = []
+    pokes: list[Key] = []
     metrics = metrics or Metrics()
     proxy = Proxy(
         Pool(),

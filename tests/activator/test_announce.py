@@ -27,7 +27,7 @@ from lambdalet.activator.announce import (
     identity_of,
     verify,
 )
-from lambdalet.controller.resources.deployment import (
+from lambdalet.controller.functions.resources.deployment import (
     ANNOUNCE_AUDIENCE,
     ANNOUNCE_MOUNT_PATH,
     ANNOUNCE_TOKEN_PATH,

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import redis.asyncio
 
-from lambdalet.activator.asyncpolicy import RetryPolicy
-from lambdalet.activator.asyncq import AsyncQueue, AsyncQueueOptions
+from lambdalet.activator.asyncinvoke.options import AsyncQueueOptions
+from lambdalet.activator.asyncinvoke.policy import RetryPolicy
+from lambdalet.activator.asyncinvoke.queue import AsyncQueue
 from lambdalet.activator.proxy import Proxy
 from tests.activator.stack import HANDLER, Stack, start_stack
 from tests.kit.servers.agent import StartAgent

@@ -11,10 +11,12 @@ import pytest
 import redis.asyncio
 from prometheus_client import CollectorRegistry
 
-from lambdalet.activator.asyncpolicy import MAX_ASYNC_PAYLOAD
-from lambdalet.activator.asyncq import AsyncMetrics, AsyncQueueOptions
-from lambdalet.activator.model import FailureDestination, InvokeRejected
+from lambdalet.activator.asyncinvoke.options import AsyncQueueOptions
+from lambdalet.activator.asyncinvoke.policy import MAX_ASYNC_PAYLOAD
+from lambdalet.activator.asyncinvoke.queue import AsyncMetrics
+from lambdalet.activator.model import FailureDestination
 from lambdalet.api.function import DestinationType
+from lambdalet.contracts.invocation import InvokeRejected
 from tests.activator.asyncq_harness import (
     FAST,
     NS,

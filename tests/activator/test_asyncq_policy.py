@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from lambdalet.activator.asyncpolicy import (
+from lambdalet.activator.asyncinvoke.policy import (
     AsyncEvent,
     Attempt,
     Condition,
@@ -24,7 +24,7 @@ from lambdalet.activator.asyncpolicy import (
     invocation_record,
     timestamp,
 )
-from lambdalet.activator.model import InvokeRejected, InvokeResult
+from lambdalet.contracts.invocation import InvokeRejected, InvokeResult
 
 T0 = 1_700_000_000.0  # enqueued at
 HOUR = 3600.0

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import redis.asyncio
 
-from lambdalet.activator.asyncq import AsyncQueueOptions
+from lambdalet.activator.asyncinvoke.options import AsyncQueueOptions
 from tests.activator.asyncq_harness import (
     FAST,
     WAIT,

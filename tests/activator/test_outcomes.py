@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 import redis.asyncio
 
-from lambdalet.activator.asyncpolicy import RetryPolicy
-from lambdalet.activator.asyncq import AsyncQueue, AsyncQueueOptions
+from lambdalet.activator.asyncinvoke.options import AsyncQueueOptions
+from lambdalet.activator.asyncinvoke.policy import RetryPolicy
+from lambdalet.activator.asyncinvoke.queue import AsyncQueue
 from lambdalet.activator.metrics import Metrics
 from lambdalet.activator.proxy import Proxy, ProxyLimits
 from tests.activator.stack import Stack, StaticTokens, start_stack

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from lambdalet.activator.model import InvokeResult
 from lambdalet.activator.responses import HttpResponse, error_response, http_response
 from lambdalet.api.function import EventFormat
+from lambdalet.contracts.invocation import InvokeResult
 
 V1 = EventFormat.V1
 V2 = EventFormat.V2

@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from lambdalet.activator.model import FunctionKey
 from lambdalet.activator.stats import Reporter
 from lambdalet.autoscaler.api import serve
 from lambdalet.autoscaler.reports import FunctionLoad, StatsReport
+from lambdalet.contracts.keys import Key
 from tests.kit.ports import free_port
 
-HELLO: FunctionKey = ("team", "hello")
-OTHER: FunctionKey = ("team", "other")
+HELLO: Key = ("team", "hello")
+OTHER: Key = ("team", "other")
 
 
 @dataclass
@@ -26,7 +26,7 @@ class Recorder:
         self.reports.append(report)
         return len(report.functions)
 
-    def receive_poke(self, key: FunctionKey) -> bool:
+    def receive_poke(self, key: Key) -> bool:
         return True
 
 
@@ -43,10 +43,10 @@ async def test_a_cold_start_goes_out_once_with_the_next_report(
     endpoint: tuple[Recorder, str],
 ) -> None:
     recorder, url = endpoint
-    cold_starts: dict[FunctionKey, float] = {HELLO: 1.23456, OTHER: 0.5}
+    cold_starts: dict[Key, float] = {HELLO: 1.23456, OTHER: 0.5}
     loads = [(HELLO, 2.0, 0)]
 
-    def taken() -> dict[FunctionKey, float]:
+    def taken() -> dict[Key, float]:
         out = dict(cold_starts)
         cold_starts.clear()
         return out

@@ -12,7 +12,7 @@ import yaml
 
 from lambdalet.api.eventsource import EventSource
 from lambdalet.api.function import Function
-from lambdalet.dispatcher.schedule import parse
+from lambdalet.api.schedule import parse
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 MANIFESTS = sorted(EXAMPLES.glob("*/*.yaml"))

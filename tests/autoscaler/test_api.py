@@ -21,7 +21,7 @@ from lambdalet.autoscaler.reports import (
     FunctionLoad,
     StatsReport,
 )
-from lambdalet.controller.children import Key
+from lambdalet.contracts.keys import Key
 
 DEADLINE = 5.0
 

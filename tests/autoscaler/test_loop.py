@@ -15,10 +15,12 @@ from typing import Any
 
 import pytest
 
+from lambdalet.api.function import Function
 from lambdalet.autoscaler.loop import Autoscaler
 from lambdalet.autoscaler.reports import FunctionLoad, StatsReport
-from lambdalet.controller.children import Key
-from lambdalet.controller.status import DeploymentState
+from lambdalet.contracts.deployments import DeploymentState
+from lambdalet.contracts.keys import Key
+from lambdalet.contracts.views import Views, function_views
 from lambdalet.k8s import NotFound, TransientKubeError
 from lambdalet.settings import Settings
 from tests.api.cases import function
@@ -75,7 +77,7 @@ def deployment(name: str = "hello", replicas: int = 0, owner: str | None = None)
 @dataclass
 class Bed:
     clock: FakeClock
-    functions: dict[Key, dict[str, Any]]
+    functions: Views[Function]
     index: dict[Key, DeploymentState]
     writer: Writer
     autoscaler: Autoscaler
@@ -96,7 +98,9 @@ class Bed:
 @pytest.fixture
 def bed() -> Bed:
     clock = FakeClock(T0)
-    functions: dict[Key, dict[str, Any]] = {HELLO: body(), OTHER: body("other")}
+    functions = function_views()
+    functions.put(body())
+    functions.put(body("other"))
     index = {HELLO: deployment(), OTHER: deployment("other")}
     writer = Writer(index, clock)
     leading = [True]
@@ -167,8 +171,9 @@ async def test_nothing_is_written_for(
         bed.index.clear()
         bed.index.update(index)
     if functions is not None:
-        bed.functions.pop(HELLO)
-        bed.functions.update(functions)
+        bed.functions.remove(HELLO)
+        for replacement in functions.values():
+            bed.functions.put(replacement)
     bed.report((HELLO, 7.0))
     bed.autoscaler.receive_poke(HELLO)
 
@@ -196,14 +201,14 @@ async def test_a_raised_min_scale_is_written_for_an_idle_function(bed: Bed) -> N
 
     raised = body(minScale=2)
     raised["metadata"]["generation"] = 2
-    bed.functions[HELLO] = raised
+    bed.functions.put(raised)
     await bed.tick(T0 + 2)
 
     assert bed.writer.counts() == [("fn-hello", 2)]
 
 
 async def test_scale_to_zero_after_traffic_stops(bed: Bed) -> None:
-    bed.functions[HELLO] = body(scaleToZeroAfterSeconds=0)
+    bed.functions.put(body(scaleToZeroAfterSeconds=0))
     bed.report((HELLO, 7.0))
     for second in range(15):
         await bed.tick(T0 + second + 0.5)
@@ -219,8 +224,8 @@ async def test_scale_to_zero_after_traffic_stops(bed: Bed) -> None:
 
 
 async def test_a_restarted_autoscaler_leaves_right_counts_alone(bed: Bed) -> None:
-    bed.functions[OTHER] = body("other", minScale=2)
-    bed.functions[("team", "byhand")] = body("byhand")
+    bed.functions.put(body("other", minScale=2))
+    bed.functions.put(body("byhand"))
     bed.index[OTHER] = deployment("other", replicas=2)
     bed.index[("team", "byhand")] = deployment("byhand", replicas=3)  # kubectl scale
 
@@ -231,7 +236,7 @@ async def test_a_restarted_autoscaler_leaves_right_counts_alone(bed: Bed) -> Non
 
 
 async def test_a_count_set_by_hand_keeps_its_grace(bed: Bed) -> None:
-    bed.functions[HELLO] = body(scaleToZeroAfterSeconds=30)
+    bed.functions.put(body(scaleToZeroAfterSeconds=30))
     await bed.tick()
     bed.index[HELLO] = deployment(replicas=3)  # kubectl scale, 10 s later
 
@@ -270,7 +275,7 @@ async def test_deleted_functions_are_forgotten(bed: Bed) -> None:
     await bed.tick()
     assert bed.autoscaler.tracked(HELLO) is not None
 
-    del bed.functions[HELLO]
+    bed.functions.remove(HELLO)
     await bed.tick(T0 + 1)
 
     assert bed.autoscaler.tracked(HELLO) is None
@@ -333,9 +338,11 @@ async def test_a_poke_during_a_long_tick_is_taken_before_the_tick_ends(
 ) -> None:
     monkeypatch.setattr("lambdalet.autoscaler.loop.TURNS_PER_SLICE", 1)
     for i in range(5):  # idle Functions turned before HELLO's poke would be at the tick's end
-        bed.functions[("team", f"idle{i}")] = body(f"idle{i}")
+        bed.functions.put(body(f"idle{i}"))
         bed.index[("team", f"idle{i}")] = deployment(f"idle{i}")
-    bed.functions[HELLO] = bed.functions.pop(HELLO)  # last in the tick's order
+    hello = bed.functions[HELLO].body
+    bed.functions.remove(HELLO)
+    bed.functions.put(hello)  # last in the tick's order
     await bed.tick()  # every Function decided once, at rest from now on
 
     turned: list[Key] = []

@@ -10,7 +10,7 @@ import pytest
 from lambdalet.autoscaler import Policy, Reason, State
 from lambdalet.autoscaler.signals import Signal
 from lambdalet.autoscaler.step import WRITE_MEMORY_SECONDS, Tracked, Written, resting, step
-from lambdalet.controller.status import DeploymentState
+from lambdalet.contracts.deployments import DeploymentState
 
 NOW = 1000.0
 P = Policy(max_scale=20)

@@ -10,13 +10,13 @@ import pytest
 
 from lambdalet.api.common import Condition, ConditionStatus
 from lambdalet.api.eventsource import EventSourceSpec, EventSourceStatus
-from lambdalet.controller.eventsource_status import (
+from lambdalet.contracts.problems import Problem
+from lambdalet.controller.eventsources.status import (
     eventsource_status,
     operator_fields,
     problem,
     schedule_error,
 )
-from lambdalet.controller.status import Problem
 
 TRUE, FALSE, UNKNOWN = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
 NOW = datetime(2024, 5, 1, 12, 30, 15, 987654, tzinfo=UTC)

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from lambdalet import sharding
-from lambdalet.controller import eventsources
-from lambdalet.controller.eventsources import EventSourceState
-from lambdalet.controller.membership import lease
+from lambdalet.contracts.leases import parse
+from lambdalet.controller.eventsources import reconciler as eventsources
+from lambdalet.controller.eventsources.reconciler import EventSourceState
 from lambdalet.k8s import Connection, KubeClient
 from lambdalet.settings import Settings
 from tests.kit.clock import FakeClock
@@ -50,7 +50,7 @@ def join(state: EventSourceState, replica: str, renewal: int = 0) -> None:
         "metadata": {"name": f"lambdalet-dispatcher-{replica}", "resourceVersion": str(renewal)},
         "spec": {"holderIdentity": replica, "leaseDurationSeconds": 15, "renewTime": str(renewal)},
     }
-    state.membership.observe(lease(body), state.clock())
+    state.membership.observe(parse(body), state.clock())
 
 
 async def test_an_event_queues_the_source_and_indexes_its_function(

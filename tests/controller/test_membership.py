@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from lambdalet.controller.membership import LABEL_SELECTOR, Lease, Membership, lease
+from lambdalet.contracts.leases import DISPATCHER_SELECTOR, Lease, parse
+from lambdalet.controller.eventsources.membership import Membership
 
 
 def body(
@@ -29,25 +30,25 @@ def body(
 
 def renewed(replica: str, n: int, duration: int = 15) -> Lease:
     """The Lease of ``replica`` after its ``n``-th renewal (new renewTime and resourceVersion)."""
-    return lease(body(replica, f"2024-05-01T12:00:{n:02d}.000000Z", str(100 + n), duration))
+    return parse(body(replica, f"2024-05-01T12:00:{n:02d}.000000Z", str(100 + n), duration))
 
 
 def test_lease_fields() -> None:
-    assert lease(body("d-0")) == Lease(
+    assert parse(body("d-0")) == Lease(
         name="lambdalet-dispatcher-d-0",
-        replica="d-0",
+        holder="d-0",
         duration=15.0,
         renew_time="2024-05-01T12:00:00.000000Z",
         resource_version="1",
     )
-    assert lease(body("d-0", duration=None)).duration == 15.0
-    assert lease(body("d-0", duration=30)).duration == 30.0
-    assert lease(body(None)).replica is None
-    assert lease({"metadata": {"name": "x"}}).renew_time is None
+    assert parse(body("d-0", duration=None)).duration == 15.0
+    assert parse(body("d-0", duration=30)).duration == 30.0
+    assert parse(body(None)).holder is None
+    assert parse({"metadata": {"name": "x"}}).renew_time is None
 
 
 def test_label_selector() -> None:
-    assert LABEL_SELECTOR == (
+    assert DISPATCHER_SELECTOR == (
         "app.kubernetes.io/part-of=lambdalet,app.kubernetes.io/component=dispatcher"
     )
 
@@ -55,7 +56,7 @@ def test_label_selector() -> None:
 def test_a_lease_seen_first_counts_as_renewed_then_and_expires_after_its_duration() -> None:
     members = Membership()
     # The renewTime is an hour old by the wall clock: irrelevant, the operator just saw it.
-    members.observe(lease(body("d-0", "2024-05-01T11:00:00Z")), now=100.0)
+    members.observe(parse(body("d-0", "2024-05-01T11:00:00Z")), now=100.0)
     assert members.live(100.0) == {"d-0"}
     assert members.live(114.9) == {"d-0"}
     assert members.live(115.0) == frozenset()
@@ -90,8 +91,8 @@ def test_either_renew_time_or_resource_version_changing_is_a_renewal(
     renew: str, version: str
 ) -> None:
     members = Membership()
-    members.observe(lease(body("d-0")), 100.0)
-    members.observe(lease(body("d-0", renew, version)), 110.0)
+    members.observe(parse(body("d-0")), 100.0)
+    members.observe(parse(body("d-0", renew, version)), 110.0)
     assert members.live(120.0) == {"d-0"}
     assert members.live(125.0) == frozenset()
 
@@ -116,8 +117,8 @@ def test_a_deleted_lease_is_gone_at_once() -> None:
 
 def test_a_lease_without_a_holder_is_not_a_replica() -> None:
     members = Membership()
-    members.observe(lease(body(None)), 100.0)
-    members.observe(lease(body("")), 100.0)
+    members.observe(parse(body(None)), 100.0)
+    members.observe(parse(body("")), 100.0)
     assert members.live(100.0) == frozenset()
 
 

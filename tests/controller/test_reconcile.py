@@ -1,4 +1,4 @@
-"""parse() and plan(): what the operator decides to write for a Function and what it observed."""
+"""parse_function() and plan(): what the operator decides for a Function and what it observed."""
 
 from __future__ import annotations
 
@@ -9,17 +9,10 @@ from typing import Any
 import pytest
 
 from lambdalet.api.function import Function, PullPolicy
-from lambdalet.controller.reconcile import (
-    Apply,
-    ChildState,
-    Delete,
-    Observed,
-    Plan,
-    parse,
-    plan,
-)
-from lambdalet.controller.resources import code_config_map, deployment, service
-from lambdalet.controller.status import DeploymentState, Problem
+from lambdalet.contracts.deployments import DeploymentState
+from lambdalet.contracts.problems import Problem, parse_function
+from lambdalet.controller.functions.plan import Apply, ChildState, Delete, Observed, Plan, plan
+from lambdalet.controller.functions.resources import code_config_map, deployment, service
 from lambdalet.settings import Settings
 from tests.api.cases import HELLO_PY, INVALID_FUNCTIONS, VALID_FUNCTIONS, function
 
@@ -77,14 +70,14 @@ def kinds(applies: tuple[Apply, ...]) -> list[str]:
     return [step.manifest["kind"] for step in applies]
 
 
-# --------------------------------------------------------------------------- parse
+# --------------------------------------------------------------------------- parse_function
 
 
 @pytest.mark.parametrize(
     ("manifest"), [m for _, m in VALID_FUNCTIONS], ids=[i for i, _ in VALID_FUNCTIONS]
 )
 def test_parse_valid_body(manifest: Manifest) -> None:
-    parsed = parse(MappingProxyType(manifest))  # kopf hands over a read-only Mapping
+    parsed = parse_function(MappingProxyType(manifest))  # kopf hands over a read-only Mapping
 
     assert isinstance(parsed, Function)
     assert parsed.metadata.name == manifest["metadata"]["name"]
@@ -102,7 +95,7 @@ def test_parse_valid_body(manifest: Manifest) -> None:
 def test_parse_invalid_body_is_an_invalid_spec_problem(
     manifest: Manifest, names_field: str
 ) -> None:
-    parsed = parse(manifest)
+    parsed = parse_function(manifest)
 
     assert isinstance(parsed, Problem)
     assert parsed.reason == "InvalidSpec"
@@ -111,7 +104,7 @@ def test_parse_invalid_body_is_an_invalid_spec_problem(
 
 
 def test_parse_names_every_invalid_field() -> None:
-    parsed = parse(function(memoryMiB=64, timeoutSeconds=0))
+    parsed = parse_function(function(memoryMiB=64, timeoutSeconds=0))
 
     assert isinstance(parsed, Problem)
     assert "spec.memoryMiB" in parsed.message

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from lambdalet.api.function import Function, PullPolicy
-from lambdalet.controller.resources import (
+from lambdalet.controller.functions.resources import (
     code_config_map,
     deployment,
     owner_reference,

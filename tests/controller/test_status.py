@@ -8,12 +8,9 @@ import pytest
 
 from lambdalet.api.common import Condition, ConditionStatus
 from lambdalet.api.function import FunctionStatus
-from lambdalet.controller.status import (
-    DeploymentState,
-    Problem,
-    cold_start_update,
-    function_status,
-)
+from lambdalet.contracts.deployments import DeploymentState
+from lambdalet.contracts.problems import Problem
+from lambdalet.controller.functions.status import cold_start_update, function_status
 
 TRUE, FALSE, UNKNOWN = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
 NOW = datetime(2024, 5, 1, 12, 30, 15, 987654, tzinfo=UTC)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from lambdalet.dispatcher.source import Message, SourceError
+from lambdalet.dispatcher.sources.source import Message, SourceError
 from tests.kit.clock import FakeClock
 
 

@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
-from lambdalet.activator.model import InvokeResult
 from lambdalet.api.eventsource import EventSourceSpec
-from lambdalet.dispatcher.delivery import Delivery, DeliverySettings
-from lambdalet.dispatcher.outcome import Answer, FailureKind, InvokeFailed, Policy
+from lambdalet.contracts.invocation import InvokeResult
+from lambdalet.dispatcher.delivery.loop import Delivery, DeliverySettings
+from lambdalet.dispatcher.delivery.outcome import Answer, FailureKind, InvokeFailed, Policy
 from tests.dispatcher.fakes import FakeSource, Idle
 from tests.kit.clock import FakeClock
 from tests.kit.invokers import Call, RecordingInvoker, succeed

@@ -7,12 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from lambdalet.dispatcher.membership import lease_manifest, lease_name
-from lambdalet.dispatcher.runners import webhook_token
+from lambdalet.api.function import Function
+from lambdalet.dispatcher.replica.membership import lease_manifest, lease_name
+from lambdalet.dispatcher.replica.runners import webhook_token
+from lambdalet.dispatcher.replica.status import Firing, may_claim
+from lambdalet.dispatcher.replica.supervisor import _auth_secret
 from lambdalet.dispatcher.settings import DispatcherSettings
-from lambdalet.dispatcher.status import Firing, may_claim
-from lambdalet.dispatcher.supervisor import _auth_secret
 from lambdalet.environment import SettingsError
+from tests.api.cases import function
 
 T = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 TTL = timedelta(minutes=2)
@@ -126,7 +128,5 @@ def test_lease_manifest() -> None:
 def test_the_token_a_function_asks_for(
     http: dict[str, object] | None, expected: tuple[str, str] | None
 ) -> None:
-    spec: dict[str, object] = {"runtime": "python3.11"}
-    if http is not None:
-        spec["http"] = http
-    assert _auth_secret({"spec": spec}) == expected
+    manifest = function(http=http) if http is not None else function()
+    assert _auth_secret(Function.model_validate(manifest)) == expected

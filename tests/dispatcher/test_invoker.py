@@ -10,16 +10,16 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from lambdalet.activator.model import InvokeResult
-from lambdalet.dispatcher.invoker import (
+from lambdalet.contracts.invocation import InvokeResult
+from lambdalet.dispatcher.delivery.invoker import (
     ActivatorInvoker,
     InvokerSettings,
     classify,
     invoke_timeout,
     outcome_of,
 )
+from lambdalet.dispatcher.delivery.outcome import FailureKind, InvokeFailed
 from lambdalet.dispatcher.metrics import DispatcherCollector
-from lambdalet.dispatcher.outcome import FailureKind, InvokeFailed
 from lambdalet.outcomes import Outcome
 from tests.activator.stack import Stack, StaticTokens, start_stack
 from tests.kit.servers.agent import StartAgent

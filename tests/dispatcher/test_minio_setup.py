@@ -28,10 +28,11 @@ from minio.error import MinioAdminException, S3Error
 from minio.minioadmin import MinioAdmin
 from minio.notificationconfig import NotificationConfig, PrefixFilterRule, QueueConfig
 
-from lambdalet.activator.model import FunctionKey
 from lambdalet.api.eventsource import S3
-from lambdalet.dispatcher import minio_setup
-from lambdalet.dispatcher.minio_setup import (
+from lambdalet.contracts.keys import Key
+from lambdalet.dispatcher.s3 import notifications
+from lambdalet.dispatcher.s3.events import S3Filter
+from lambdalet.dispatcher.s3.notifications import (
     Changes,
     Limits,
     Where,
@@ -44,10 +45,9 @@ from lambdalet.dispatcher.minio_setup import (
     target_current,
     target_id,
 )
-from lambdalet.dispatcher.s3 import S3Filter
-from lambdalet.dispatcher.s3_receiver import S3Binding, S3Receiver, serve
-from lambdalet.dispatcher.source import SourceConfigError, SourceError
-from lambdalet.dispatcher.sqs import Credentials
+from lambdalet.dispatcher.s3.receiver import S3Binding, S3Receiver, serve
+from lambdalet.dispatcher.sources.source import SourceConfigError, SourceError
+from lambdalet.dispatcher.sources.sqs import Credentials
 from tests.kit.ports import free_port
 from tests.kit.servers.minio import (
     ROOT_PASSWORD,
@@ -317,9 +317,9 @@ class Recorder:
     """The receiver's ``invoke``: the object keys each Function got; fails ``failures`` calls."""
 
     failures: int = 0
-    keys: dict[FunctionKey, list[str]] = field(default_factory=dict)
+    keys: dict[Key, list[str]] = field(default_factory=dict)
 
-    async def invoke(self, function: FunctionKey, payload: bytes) -> bool:
+    async def invoke(self, function: Key, payload: bytes) -> bool:
         if self.failures > 0:
             self.failures -= 1
             return False
@@ -376,7 +376,7 @@ async def history(minio: MinioServer) -> str:
 
 
 async def ensure(receiver: Receiver, name: str, s3: S3, token: str, **options: Any) -> Changes:
-    return await minio_setup.ensure(
+    return await notifications.ensure(
         s3,
         namespace=NAMESPACE,
         name=name,
@@ -436,7 +436,7 @@ async def test_eventsources_on_one_bucket_keep_their_own_rules(
     assert receiver.recorder.of("left") == ["a/1.txt", "a/b/2.txt", "a/b/3.bin", "a/b/last.txt"]
     assert receiver.recorder.of("right") == ["a/b/2.txt", "a/b/last.txt"]
 
-    removed = await minio_setup.remove(left, namespace=NAMESPACE, name="left", credentials=ROOT)
+    removed = await notifications.remove(left, namespace=NAMESPACE, name="left", credentials=ROOT)
     assert removed == Changes(target_written=True, bucket_written=True)
     assert (await rules(minio, "shared")).queue_config_list == [
         foreign,
@@ -448,7 +448,7 @@ async def test_eventsources_on_one_bucket_keep_their_own_rules(
     assert "a/5.txt" not in receiver.recorder.of("left")
     assert "a/b/6.txt" not in receiver.recorder.of("left")
     assert (
-        await minio_setup.remove(left, namespace=NAMESPACE, name="left", credentials=ROOT)
+        await notifications.remove(left, namespace=NAMESPACE, name="left", credentials=ROOT)
         == Changes()
     )
 
@@ -521,7 +521,7 @@ async def test_missing_bucket_is_a_config_error(minio: MinioServer, receiver: Re
     # Deleting an EventSource whose bucket is gone: nothing left there to remove.
     gone = spec("nowhere", endpoint(minio))
     assert (
-        await minio_setup.remove(gone, namespace=NAMESPACE, name="nowhere", credentials=ROOT)
+        await notifications.remove(gone, namespace=NAMESPACE, name="nowhere", credentials=ROOT)
         == Changes()
     )
 
@@ -531,7 +531,7 @@ async def test_receiver_minio_cannot_reach_is_transient(
 ) -> None:
     await make_bucket(minio, "lonely")
     with pytest.raises(SourceError, match="cannot connect") as caught:
-        await minio_setup.ensure(
+        await notifications.ensure(
             spec("lonely", endpoint(minio)),
             namespace=NAMESPACE,
             name="lonely",

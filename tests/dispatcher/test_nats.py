@@ -18,7 +18,7 @@ from nats.aio.client import Client
 from nats.js import api
 from nats.js.client import JetStreamContext
 
-from lambdalet.dispatcher.nats import (
+from lambdalet.dispatcher.sources.nats import (
     HEADER_REASON,
     HEADER_RECEIVE_COUNT,
     HEADER_SEQUENCE,
@@ -30,7 +30,7 @@ from lambdalet.dispatcher.nats import (
     dead_letter_headers,
     subject_matches,
 )
-from lambdalet.dispatcher.source import Message, Source, SourceConfigError, SourceError
+from lambdalet.dispatcher.sources.source import Message, Source, SourceConfigError, SourceError
 from tests.kit.servers.nats import NatsServer, executable, running_nats
 
 STREAM = "ORDERS"

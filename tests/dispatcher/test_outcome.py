@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from lambdalet.activator.model import InvokeResult
-from lambdalet.dispatcher.outcome import (
+from lambdalet.contracts.invocation import InvokeResult
+from lambdalet.dispatcher.delivery.outcome import (
     Answer,
     FailureKind,
     InvokeFailed,
@@ -17,7 +17,7 @@ from lambdalet.dispatcher.outcome import (
     decide,
     too_large,
 )
-from lambdalet.dispatcher.source import Message
+from lambdalet.dispatcher.sources.source import Message
 
 
 def message(id: str, receive_count: int = 1) -> Message:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from lambdalet.dispatcher.records import (
+from lambdalet.dispatcher.delivery.records import (
     BODY_ENCODING_ATTRIBUTE,
     attributes_md5,
     body_text,
@@ -21,7 +21,7 @@ from lambdalet.dispatcher.records import (
     record,
     region_of,
 )
-from lambdalet.dispatcher.source import Message
+from lambdalet.dispatcher.sources.source import Message
 
 ARN = "arn:aws:sqs:eu-west-1:000000000000:orders"
 

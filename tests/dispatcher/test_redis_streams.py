@@ -16,16 +16,16 @@ import pytest
 import redis.asyncio
 
 from lambdalet.api.eventsource import DeadLetter, DeadLetterType, RedisStreams
-from lambdalet.dispatcher.delivery import Delivery, DeliverySettings
-from lambdalet.dispatcher.invoker import ActivatorInvoker, InvokerSettings
-from lambdalet.dispatcher.outcome import Policy
-from lambdalet.dispatcher.redis_streams import (
+from lambdalet.dispatcher.delivery.invoker import ActivatorInvoker, InvokerSettings
+from lambdalet.dispatcher.delivery.loop import Delivery, DeliverySettings
+from lambdalet.dispatcher.delivery.outcome import Policy
+from lambdalet.dispatcher.sources.redis_streams import (
     RedisStreamsConfig,
     RedisStreamsSource,
     connector,
     message_of,
 )
-from lambdalet.dispatcher.source import Message, SourceConfigError, SourceError
+from lambdalet.dispatcher.sources.source import Message, SourceConfigError, SourceError
 from tests.activator.stack import Stack
 from tests.kit.invokers import RecordingInvoker
 from tests.kit.servers.agent import StartAgent

@@ -14,9 +14,9 @@ import pytest
 import redis.asyncio
 
 from lambdalet.api.eventsource import EventSourceSpec
-from lambdalet.dispatcher.delivery import DeliveryStats
-from lambdalet.dispatcher.invoker import ActivatorInvoker, InvokerSettings
-from lambdalet.dispatcher.runners import (
+from lambdalet.dispatcher.delivery.invoker import ActivatorInvoker, InvokerSettings
+from lambdalet.dispatcher.delivery.loop import DeliveryStats
+from lambdalet.dispatcher.replica.runners import (
     Assignment,
     Context,
     QueueRunner,

@@ -1,4 +1,4 @@
-"""Table tests of ``lambdalet.dispatcher.s3``: MinIO notification records → AWS S3 records.
+"""Table tests of ``lambdalet.dispatcher.s3.events``: MinIO notification records → AWS S3 records.
 
 The MinIO bodies below were captured from a real MinIO server (the build of
 tests/kit/servers/minio.py) posting to a webhook target; the AWS record is the example of
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from lambdalet.dispatcher.s3 import (
+from lambdalet.dispatcher.s3.events import (
     S3EventError,
     S3Filter,
     aws_time,

@@ -20,9 +20,9 @@ import pytest
 from aiohttp import web
 from minio.notificationconfig import NotificationConfig, QueueConfig
 
-from lambdalet.activator.model import FunctionKey
-from lambdalet.dispatcher.s3 import S3Filter, encode_key
-from lambdalet.dispatcher.s3_receiver import (
+from lambdalet.contracts.keys import Key
+from lambdalet.dispatcher.s3.events import S3Filter, encode_key
+from lambdalet.dispatcher.s3.receiver import (
     Deliver,
     Reject,
     S3Binding,
@@ -37,7 +37,7 @@ from tests.kit.wait import wait_for_async
 
 TOKEN = "s3cr3t-token"
 WRONG_TOKEN = "not-the-token"
-FUNCTION: FunctionKey = ("team", "thumbnails")
+FUNCTION: Key = ("team", "thumbnails")
 ALL_EVENTS = ("s3:ObjectCreated:*", "s3:ObjectRemoved:*")
 WAIT = 30.0  # seconds for MinIO to deliver (it retries every 3 s)
 SAMPLE = (
@@ -106,10 +106,10 @@ class Recorder:
     failures: int = 0
     gate: asyncio.Event | None = None  # when set, invocations wait for it
     entered: int = 0  # calls begun, finished or not
-    calls: list[tuple[FunctionKey, bool, dict[str, Any]]] = field(default_factory=list)
+    calls: list[tuple[Key, bool, dict[str, Any]]] = field(default_factory=list)
     answers: list[tuple[str, int]] = field(default_factory=list)  # (eventsource, status)
 
-    async def invoke(self, function: FunctionKey, payload: bytes) -> bool:
+    async def invoke(self, function: Key, payload: bytes) -> bool:
         self.entered += 1
         if self.gate is not None:
             await self.gate.wait()
@@ -230,7 +230,7 @@ async def test_failed_slow_and_crowded_invocations_answer_503(
 async def test_invoke_that_raises_answers_503(
     start_receiver: Start, http: aiohttp.ClientSession
 ) -> None:
-    async def broken(function: FunctionKey, payload: bytes) -> bool:
+    async def broken(function: Key, payload: bytes) -> bool:
         raise RuntimeError("activator exploded")
 
     receiver = S3Receiver(broken, invoke_timeout=5)

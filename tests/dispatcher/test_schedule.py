@@ -10,18 +10,20 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from lambdalet.api.eventsource import Schedule
-from lambdalet.dispatcher.schedule import (
+from lambdalet.api.schedule import (
     CronSchedule,
-    Plan,
-    Policy,
     RateSchedule,
-    Rule,
     ScheduleError,
     Timetable,
-    event_id,
-    event_payload,
     next_fire,
     parse,
+)
+from lambdalet.dispatcher.schedules.plan import (
+    Plan,
+    Policy,
+    Rule,
+    event_id,
+    event_payload,
     plan,
     retry_at,
     scheduled_event,

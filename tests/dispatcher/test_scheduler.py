@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from lambdalet.dispatcher.schedule import Policy, Rule, event_id, parse
-from lambdalet.dispatcher.scheduler import InMemoryLastFired, LastFired, Scheduler
+from lambdalet.api.schedule import parse
+from lambdalet.dispatcher.schedules.loop import InMemoryLastFired, LastFired, Scheduler
+from lambdalet.dispatcher.schedules.plan import Policy, Rule, event_id
 
 T0 = datetime(2026, 3, 2, 12, tzinfo=UTC)
 RULE = Rule("team", "tick")

@@ -19,12 +19,12 @@ from typing import Any
 import botocore.session  # type: ignore[import-untyped]
 import pytest
 
-from lambdalet.activator.model import InvokeResult
 from lambdalet.api.eventsource import DeadLetter, DeadLetterType, Sqs
-from lambdalet.dispatcher.delivery import Delivery, DeliverySettings
-from lambdalet.dispatcher.outcome import Answer, Policy
-from lambdalet.dispatcher.source import Message, SourceConfigError, SourceError
-from lambdalet.dispatcher.sqs import (
+from lambdalet.contracts.invocation import InvokeResult
+from lambdalet.dispatcher.delivery.loop import Delivery, DeliverySettings
+from lambdalet.dispatcher.delivery.outcome import Answer, Policy
+from lambdalet.dispatcher.sources.source import Message, SourceConfigError, SourceError
+from lambdalet.dispatcher.sources.sqs import (
     MAX_ATTRIBUTES,
     MAX_BATCH_BYTES,
     Credentials,
