@@ -21,7 +21,7 @@ import yaml
 
 from tests.kit.paths import REPO
 from tests.kit.servers.kube import Cluster
-from tests.kit.wait import wait_for
+from tests.kit.wait import WaitTimeout, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -61,6 +61,26 @@ def steady_load(url: str, interval: float = 0.05) -> Iterator[Counter[str]]:
     finally:
         done.set()
         thread.join(60)
+
+
+def operator_state(cluster: Cluster, namespace: str) -> str:
+    """What a failed failover leaves to read: the Lease, the operator pods, their last logs."""
+    parts = [cluster.kubectl("get", "lease", "lambdalet-operator", "-n", namespace, "-o", "yaml",
+                             check=False).stdout]  # fmt: skip
+    pods = cluster.get("pods", "-n", namespace, "-l", "app.kubernetes.io/component=operator")
+    for pod in pods["items"]:
+        name = pod["metadata"]["name"]
+        statuses = [
+            (c["name"], c.get("restartCount"), c.get("state"))
+            for c in pod["status"].get("containerStatuses") or ()
+        ]
+        parts.append(
+            f"pod {name}: phase {pod['status'].get('phase')}, deleting "
+            f"{pod['metadata'].get('deletionTimestamp')}, containers {statuses}"
+        )
+        logs = cluster.kubectl("logs", "-n", namespace, name, "--tail=40", check=False)
+        parts.append(logs.stdout + logs.stderr)
+    return "\n".join(parts)
 
 
 def lease_holder(cluster: Cluster, namespace: str) -> str:
@@ -232,11 +252,14 @@ def test_chart_installs_an_operator_that_serves_functions(
         node_cluster.kubectl(
             "delete", "pod", "-n", system, leader, "--grace-period=0", "--force", "--wait=false"
         )
-        wait_for(
-            lambda: lease_holder(node_cluster, system) == follower,
-            60,
-            what=f"{follower} to take over from {leader}",
-        )
+        try:
+            wait_for(
+                lambda: lease_holder(node_cluster, system) == follower,
+                60,
+                what=f"{follower} to take over from {leader}",
+            )
+        except WaitTimeout as timed_out:
+            raise WaitTimeout(f"{timed_out}\n{operator_state(node_cluster, system)}") from None
         wait_for(
             lambda: autoscaler_pods(node_cluster, system, release) == [follower],
             30,
