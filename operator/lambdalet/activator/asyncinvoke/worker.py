@@ -20,6 +20,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 
 from redis.exceptions import RedisError
 
@@ -60,38 +61,30 @@ def honour_cancellation() -> None:
         raise asyncio.CancelledError
 
 
+@dataclass(eq=False)
 class AsyncWorker:
     """One consumer of the asynchronous queue (``consumer`` names it in the group)."""
 
-    def __init__(
-        self,
-        store: AsyncStore,
-        invoker: Invoker,
-        configs: ConfigLookup,
-        *,
-        consumer: str,
-        options: AsyncQueueOptions,
-        clock: Callable[[], float],
-        count: Callable[[Key, str], None],
-        attempted: Callable[[Key, Outcome], None],
-    ) -> None:
-        """``count`` hears what became of each event, ``attempted`` how each attempt ended."""
-        self._attempted = attempted
-        self._store = store
-        self._invoker = invoker
-        self._configs = configs
-        self._consumer = consumer
-        self._options = options
-        self._clock = clock
-        self._count = count
-        self._slots = asyncio.Semaphore(options.max_concurrency)
-        self._handlers: dict[tuple[str, str], asyncio.Task[None]] = {}
-        self._room = asyncio.Event()
-        self._next_due: float | None = None  # of the earliest delayed retry, as last seen
+    store: AsyncStore
+    invoker: Invoker
+    configs: ConfigLookup
+    _: KW_ONLY
+    consumer: str
+    options: AsyncQueueOptions
+    clock: Callable[[], float]
+    count: Callable[[Key, str], None]  # hears what became of each event
+    attempted: Callable[[Key, Outcome], None]  # hears how each attempt ended
+    _slots: asyncio.Semaphore = field(init=False)
+    _handlers: dict[tuple[str, str], asyncio.Task[None]] = field(init=False, default_factory=dict)
+    _room: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    _next_due: float | None = field(init=False, default=None)  # earliest delayed retry, last seen
+
+    def __post_init__(self) -> None:
+        self._slots = asyncio.Semaphore(self.options.max_concurrency)
 
     async def run(self) -> None:
         """Work off events until cancelled; entries in hand when cancelled stay pending."""
-        options = self._options
+        options = self.options
         loop = asyncio.get_running_loop()
         own_pending, streams = True, list[str]()
         next_scan = next_claim = loop.time()
@@ -101,10 +94,10 @@ class AsyncWorker:
                     async with asyncio.timeout(2 * options.poll_interval + options.redis_timeout):
                         honour_cancellation()
                         if loop.time() >= next_scan:  # new Functions, others' retries
-                            streams = await self._store.streams()
+                            streams = await self.store.streams()
                             await self._promote()
                             next_scan = loop.time() + options.poll_interval
-                        elif self._next_due is not None and self._clock() >= self._next_due:
+                        elif self._next_due is not None and self.clock() >= self._next_due:
                             await self._promote()
                         if own_pending:  # entries this consumer held when it last stopped
                             await self._take(await self._read(streams, new=False, block=None))
@@ -127,7 +120,7 @@ class AsyncWorker:
 
     async def _promote(self) -> None:
         """Move due retries back into their streams; note when the next one is due."""
-        self._next_due = await self._store.promote(self._clock())
+        self._next_due = await self.store.promote(self.clock())
 
     async def _read_new(self, streams: list[str], next_scan: float) -> list[Entry]:
         """New entries, blocking until one arrives, a retry is due, or the next scan."""
@@ -135,38 +128,38 @@ class AsyncWorker:
         if self._free() <= 0:  # nothing can be taken: wait for a handler to finish instead
             self._room.clear()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._options.poll_interval):
+                async with asyncio.timeout(self.options.poll_interval):
                     await self._room.wait()
             return []
         block = max(next_scan - loop.time(), 0.001)
         if self._next_due is not None:
-            block = min(block, max(self._next_due - self._clock(), 0.001))
+            block = min(block, max(self._next_due - self.clock(), 0.001))
         if not streams:
             await asyncio.sleep(block)
             return []
         return await self._read(streams, new=True, block=block)
 
     def _free(self) -> int:
-        return self._options.max_concurrency - len(self._handlers)
+        return self.options.max_concurrency - len(self._handlers)
 
     async def _read(self, streams: list[str], *, new: bool, block: float | None) -> list[Entry]:
         if not streams or self._free() <= 0:
             return []
         block_ms = None if block is None else max(1, round(block * 1000))
-        return await self._store.read(
-            self._consumer, streams, count=self._free(), block_ms=block_ms, new=new
+        return await self.store.read(
+            self.consumer, streams, count=self._free(), block_ms=block_ms, new=new
         )
 
     async def _reclaim(self, streams: list[str]) -> None:
         for stream in streams:
             if self._free() <= 0:
                 return
-            config = self._config(self._store.key_of(stream))
-            idle = self._options.placement_wait + config.timeout_seconds
-            idle += self._options.claim_margin
+            config = self._config(self.store.key_of(stream))
+            idle = self.options.placement_wait + config.timeout_seconds
+            idle += self.options.claim_margin
             await self._take(
-                await self._store.claim_idle(
-                    stream, self._consumer, min_idle_ms=round(idle * 1000), count=self._free()
+                await self.store.claim_idle(
+                    stream, self.consumer, min_idle_ms=round(idle * 1000), count=self._free()
                 )
             )
 
@@ -187,7 +180,7 @@ class AsyncWorker:
     def _config(self, key: Key) -> FunctionConfig:
         # Unknown (deleted, or not seen yet after a restart): the invoker rejects it with 503,
         # a throttle, so the event waits until the Function is back or the event is too old.
-        return self._configs(key) or FunctionConfig(namespace=key[0], name=key[1])
+        return self.configs(key) or FunctionConfig(namespace=key[0], name=key[1])
 
     async def _handle(self, entry: Entry, read_at: float) -> None:
         loop = asyncio.get_running_loop()
@@ -197,8 +190,8 @@ class AsyncWorker:
                 # A read over several streams can bring more than there are slots; an entry
                 # that waited may meanwhile have been taken over by another worker.
                 min_idle_ms = int((loop.time() - read_at) * 1000)
-                if waits and not await self._store.reconfirm(
-                    entry, self._consumer, min_idle_ms=min_idle_ms
+                if waits and not await self.store.reconfirm(
+                    entry, self.consumer, min_idle_ms=min_idle_ms
                 ):
                     return
                 await self._process(entry)
@@ -208,19 +201,19 @@ class AsyncWorker:
             log.exception("asynchronous event %s left pending for another try", entry.id)
 
     async def _process(self, entry: Entry) -> None:
-        config = self._config(self._store.key_of(entry.stream))
+        config = self._config(self.store.key_of(entry.stream))
         try:
             event = AsyncEvent.decode(entry.fields)
         except EventDecodeError as exc:
             log.error("%s %s: %s; moved to the dead-letter stream", entry.stream, entry.id, exc)
             fields = {**entry.fields, b"error": str(exc).encode()}
-            await self._store.add(self._store.dead_letter_stream(config.key), fields, source=entry)
-            self._count(config.key, "malformed")
+            await self.store.add(self.store.dead_letter_stream(config.key), fields, source=entry)
+            self.count(config.key, "malformed")
             return
         honour_cancellation()  # before the longest wait: the invocation
         max_age = config.max_event_age_seconds
         action: Succeeded | Retry | GiveUp | None
-        action = expired(event, max_event_age=max_age, now=self._clock())
+        action = expired(event, max_event_age=max_age, now=self.clock())
         if action is None:
             answer = await self._attempt(config, event)
             if isinstance(answer, InvokeResult):
@@ -229,29 +222,27 @@ class AsyncWorker:
             else:
                 attempt = Attempt.from_rejection(answer)
                 outcome = of_refusal(answer.status)
-            self._attempted(config.key, outcome)
+            self.attempted(config.key, outcome)
             action = after_attempt(
                 event,
                 classify(answer),
                 attempt,
                 max_retries=config.max_retries,
                 max_event_age=max_age,
-                policy=self._options.retry,
-                now=self._clock(),
+                policy=self.options.retry,
+                now=self.clock(),
             )
         if isinstance(action, Succeeded):
-            await self._store.ack(entry)
-            self._count(config.key, "succeeded")
+            await self.store.ack(entry)
+            self.count(config.key, "succeeded")
         elif isinstance(action, Retry):
             retry_id = uuid.uuid4().hex
             fields = action.event.encode()
-            if await self._store.retry_later(
-                entry, fields, due_at=action.due_at, retry_id=retry_id
-            ):
+            if await self.store.retry_later(entry, fields, due_at=action.due_at, retry_id=retry_id):
                 due = self._next_due
                 self._next_due = action.due_at if due is None else min(due, action.due_at)
             throttled = action.event.throttles > event.throttles
-            self._count(config.key, "throttled" if throttled else "retried")
+            self.count(config.key, "throttled" if throttled else "retried")
         else:
             await self._give_up(entry, config, action)
 
@@ -259,12 +250,12 @@ class AsyncWorker:
         self, config: FunctionConfig, event: AsyncEvent
     ) -> InvokeResult | InvokeRejected:
         """One invocation; any failure to get an answer becomes an InvokeRejected."""
-        options = self._options
+        options = self.options
         deadline = asyncio.get_running_loop().time() + options.placement_wait
         limit = options.placement_wait + config.timeout_seconds + options.claim_margin / 2
         try:
             async with asyncio.timeout(limit):
-                return await self._invoker.invoke(
+                return await self.invoker.invoke(
                     config.key,
                     event.payload,
                     request_id=event.request_id,
@@ -279,21 +270,21 @@ class AsyncWorker:
 
     async def _give_up(self, entry: Entry, config: FunctionConfig, give_up: GiveUp) -> None:
         """Send the invocation record to onFailure, else to the dead-letter stream."""
-        now = self._clock()
+        now = self.clock()
         record = invocation_record(
-            give_up, function_arn=function_arn(self._options.region, config.name), now=now
+            give_up, function_arn=function_arn(self.options.region, config.name), now=now
         )
         body = json.dumps(record, separators=(",", ":")).encode()
         destination = config.on_failure
-        self._count(config.key, give_up.condition.name.lower())
+        self.count(config.key, give_up.condition.name.lower())
         if destination is not None and destination.type is DestinationType.FUNCTION:
-            target = self._configs((config.namespace, destination.name))
+            target = self.configs((config.namespace, destination.name))
             if target is not None:
                 event = AsyncEvent(str(uuid.uuid4()), body, now, {})
-                added = await self._store.add(
-                    self._store.stream(target.key),
+                added = await self.store.add(
+                    self.store.stream(target.key),
                     event.encode(),
-                    limit=self._options.max_events_per_function,
+                    limit=self.options.max_events_per_function,
                     function_stream=True,
                     source=entry,
                 )
@@ -306,7 +297,7 @@ class AsyncWorker:
                 "unknown" if target is None else "full",
                 give_up.event.request_id,
             )
-        stream = self._store.dead_letter_stream(config.key)
+        stream = self.store.dead_letter_stream(config.key)
         if destination is not None and destination.type is DestinationType.REDIS_STREAM:
             stream = destination.name
         fields = {
@@ -315,4 +306,4 @@ class AsyncWorker:
             b"condition": give_up.condition.value.encode(),
             b"function": f"{config.namespace}/{config.name}".encode(),
         }
-        await self._store.add(stream, fields, source=entry)
+        await self.store.add(stream, fields, source=entry)
