@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass, field
 
 from lambdalet.activator.announce import (
     AnnounceError,
@@ -47,44 +48,36 @@ log = logging.getLogger("lambdalet.activator")
 _JSON = (("content-type", "application/json"),)
 
 
+@dataclass(eq=False)
 class Internal:
-    def __init__(
-        self,
-        client: KubeClient,
-        proxy: Proxy,
-        metrics: Metrics,
-        view: ClusterView,
-        *,
-        verify_peer_ip: bool = True,
-        init_errors: InitErrorEvents | None = None,
-        forwarded: Callable[[HttpRequest], Awaitable[HttpResponse]] | None = None,
-    ) -> None:
-        self._client = client
-        self._proxy = proxy
-        self._metrics = metrics
-        self._view = view
-        self._verify_peer_ip = verify_peer_ip
-        self._cache = ReviewCache()
-        self._init_errors = init_errors
-        self._forwarded = forwarded
-        self.draining = False  # set on SIGTERM: not ready, so Services stop routing here
+    client: KubeClient
+    proxy: Proxy
+    metrics: Metrics
+    view: ClusterView
+    _: KW_ONLY
+    verify_peer_ip: bool = True
+    init_errors: InitErrorEvents | None = None
+    forwarded: Callable[[HttpRequest], Awaitable[HttpResponse]] | None = None
+    # Set on SIGTERM: not ready, so Services stop routing here.
+    draining: bool = field(init=False, default=False)
+    _cache: ReviewCache = field(init=False, default_factory=ReviewCache)
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
         path, method = request.path, request.method
-        if self._forwarded is not None and is_forwarded(request):
-            return await self._forwarded(request)
+        if self.forwarded is not None and is_forwarded(request):
+            return await self.forwarded(request)
         if path == "/v1/announce" and method in ("POST", "DELETE"):
             return await self._announce(request, leaving=method == "DELETE")
         if path == "/v1/init-error" and method == "POST":
             return await self._init_error(request)
         if path == "/metrics" and method == "GET":
-            return HttpResponse(200, (("content-type", CONTENT_TYPE),), self._metrics.exposition())
+            return HttpResponse(200, (("content-type", CONTENT_TYPE),), self.metrics.exposition())
         if path == "/healthz":
             return HttpResponse(200, (("content-type", "text/plain"),), b"ok")
         if path == "/readyz":
             if self.draining:
                 return HttpResponse(503, (("content-type", "text/plain"),), b"stopping")
-            if self._view.synced.is_set():
+            if self.view.synced.is_set():
                 return HttpResponse(200, (("content-type", "text/plain"),), b"ok")
             return HttpResponse(503, (("content-type", "text/plain"),), b"listing Functions")
         return _error(404, "Not Found")
@@ -101,11 +94,11 @@ class Internal:
             return _error(401, "an announcement needs Authorization: Bearer <token>")
         try:
             return await verify(
-                self._client,
+                self.client,
                 token.strip(),
                 announcement,
                 request.source_ip,
-                check_peer=self._verify_peer_ip,
+                check_peer=self.verify_peer_ip,
                 cache=self._cache,
                 leaving=leaving,
             )
@@ -122,12 +115,12 @@ class Internal:
         pod = await self._verified(request, report.announcement)
         if isinstance(pod, HttpResponse):
             return pod
-        if not self._proxy.init_failed(pod.key, pod.ip, report.error):
+        if not self.proxy.init_failed(pod.key, pod.ip, report.error):
             return _error(404, f"no Function {pod.key[0]}/{pod.key[1]} here (yet)")
         log.info("pod %s of %s/%s failed its init: %s", pod.pod, *pod.key, report.error_type)
-        config = self._proxy.config(pod.key)
-        if self._init_errors is not None and config is not None:
-            self._init_errors.report(config, pod.pod, report.error_type, report.error)
+        config = self.proxy.config(pod.key)
+        if self.init_errors is not None and config is not None:
+            self.init_errors.report(config, pod.pod, report.error_type, report.error)
         return HttpResponse(204, (), b"")
 
     async def _announce(self, request: HttpRequest, *, leaving: bool) -> HttpResponse:
@@ -140,9 +133,9 @@ class Internal:
         if isinstance(pod, HttpResponse):
             return pod
         if leaving:
-            self._proxy.withdraw(pod.key, pod.ip)
+            self.proxy.withdraw(pod.key, pod.ip)
             log.info("pod %s of %s/%s is stopping", pod.pod, *pod.key)
-        elif not self._proxy.announce(pod.key, pod.ip, pod.port):
+        elif not self.proxy.announce(pod.key, pod.ip, pod.port):
             return _error(404, f"no Function {pod.key[0]}/{pod.key[1]} here (yet)")
         else:
             log.info("pod %s (%s) of %s/%s announced itself ready", pod.pod, pod.ip, *pod.key)
