@@ -24,7 +24,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,24 +93,20 @@ def _stamp() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+@dataclass(eq=False)
 class LeaderElector:
-    def __init__(
-        self,
-        client: KubeClient,
-        namespace: str,
-        identity: str,
-        *,
-        timing: Timing = Timing(),
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._client = client
-        self._namespace = namespace
-        self._identity = identity
-        self._timing = timing
-        self._clock = clock
-        self._path = resource_path(API_VERSION, "Lease", namespace, LEASE_NAME)
-        self._observed: Observed | None = None
-        self._lease: dict[str, Any] | None = None
+    client: KubeClient
+    namespace: str
+    identity: str
+    _: KW_ONLY
+    timing: Timing = Timing()
+    clock: Callable[[], float] = time.monotonic
+    _path: str = field(init=False)
+    _observed: Observed | None = field(init=False, default=None)
+    _lease: dict[str, Any] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self._path = resource_path(API_VERSION, "Lease", self.namespace, LEASE_NAME)
 
     async def acquire(self) -> None:
         """Wait until this replica holds the Lease."""
@@ -118,33 +114,33 @@ class LeaderElector:
         while True:
             try:
                 if await self._try_acquire():
-                    log.info("%s leads (Lease %s/%s)", self._identity, self._namespace, LEASE_NAME)
+                    log.info("%s leads (Lease %s/%s)", self.identity, self.namespace, LEASE_NAME)
                     return
             except KubeError as exc:
                 log.warning("leader election: %s", exc)
             if not logged:
                 holder = ((self._lease or {}).get("spec") or {}).get("holderIdentity")
-                log.info("%s waits: %s leads", self._identity, holder)
+                log.info("%s waits: %s leads", self.identity, holder)
                 logged = True
-            await asyncio.sleep(self._timing.retry)
+            await asyncio.sleep(self.timing.retry)
 
     async def hold(self) -> None:
         """Renew until leadership is lost; returns then (the caller stops working)."""
-        last_renewed = self._clock()
+        last_renewed = self.clock()
         while True:
-            await asyncio.sleep(self._timing.renew)
+            await asyncio.sleep(self.timing.renew)
             try:
                 if not await self._renew():
-                    log.error("%s lost the Lease to another replica", self._identity)
+                    log.error("%s lost the Lease to another replica", self.identity)
                     return
-                last_renewed = self._clock()
+                last_renewed = self.clock()
             except KubeError as exc:
                 log.warning("renewing the Lease: %s", exc)
-                if self._clock() - last_renewed >= self._timing.renew_deadline:
+                if self.clock() - last_renewed >= self.timing.renew_deadline:
                     log.error(
                         "%s could not renew the Lease for %.0f s; stepping down",
-                        self._identity,
-                        self._timing.renew_deadline,
+                        self.identity,
+                        self.timing.renew_deadline,
                     )
                     return
 
@@ -152,20 +148,20 @@ class LeaderElector:
         """Give the Lease up (clean shutdown): a follower takes it at its next look."""
         try:
             lease = await self._get()
-            if lease is None or lease["spec"].get("holderIdentity") != self._identity:
+            if lease is None or lease["spec"].get("holderIdentity") != self.identity:
                 return
             lease["spec"]["holderIdentity"] = ""
             lease["spec"]["renewTime"] = _stamp()
-            await self._client.request("PUT", self._path, what="release Lease", json=lease)
+            await self.client.request("PUT", self._path, what="release Lease", json=lease)
         except KubeError as exc:
             log.warning("releasing the Lease: %s", exc)
 
     async def _get(self) -> dict[str, Any] | None:
         try:
-            lease = await self._client.request("GET", self._path, what="get Lease")
+            lease = await self.client.request("GET", self._path, what="get Lease")
         except NotFound:
             return None
-        now = self._clock()
+        now = self.clock()
         version = lease["metadata"]["resourceVersion"]
         holder = (lease.get("spec") or {}).get("holderIdentity") or ""
         if self._observed is None or self._observed.version != version:
@@ -175,46 +171,46 @@ class LeaderElector:
 
     async def _try_acquire(self) -> bool:
         lease = await self._get()
-        if not free(lease, self._identity, self._observed, self._clock(), self._timing.duration):
+        if not free(lease, self.identity, self._observed, self.clock(), self.timing.duration):
             return False
         stamp = _stamp()
         spec = {
-            "holderIdentity": self._identity,
-            "leaseDurationSeconds": int(self._timing.duration),
+            "holderIdentity": self.identity,
+            "leaseDurationSeconds": int(self.timing.duration),
             "acquireTime": stamp,
             "renewTime": stamp,
         }
         try:
             if lease is None:
-                await self._client.request(
+                await self.client.request(
                     "POST",
-                    resource_path(API_VERSION, "Lease", self._namespace),
+                    resource_path(API_VERSION, "Lease", self.namespace),
                     what="create Lease",
                     json={
                         "apiVersion": API_VERSION,
                         "kind": "Lease",
-                        "metadata": {"name": LEASE_NAME, "namespace": self._namespace},
+                        "metadata": {"name": LEASE_NAME, "namespace": self.namespace},
                         "spec": {**spec, "leaseTransitions": 0},
                     },
                 )
             else:
                 previous = lease.get("spec") or {}
                 transitions = int(previous.get("leaseTransitions") or 0)
-                if previous.get("holderIdentity") != self._identity:
+                if previous.get("holderIdentity") != self.identity:
                     transitions += 1
                 lease["spec"] = {**previous, **spec, "leaseTransitions": transitions}
-                await self._client.request("PUT", self._path, what="take Lease", json=lease)
+                await self.client.request("PUT", self._path, what="take Lease", json=lease)
         except Conflict:  # another replica was quicker
             return False
         return True
 
     async def _renew(self) -> bool:
         lease = await self._get()
-        if lease is None or lease["spec"].get("holderIdentity") != self._identity:
+        if lease is None or lease["spec"].get("holderIdentity") != self.identity:
             return False
         lease["spec"]["renewTime"] = _stamp()
         try:
-            await self._client.request("PUT", self._path, what="renew Lease", json=lease)
+            await self.client.request("PUT", self._path, what="renew Lease", json=lease)
         except Conflict:
             return False
         return True
