@@ -28,7 +28,7 @@ it carries the resourceVersion it read, so of two replicas claiming the same tic
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, InitVar, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -75,30 +75,28 @@ def may_claim(
     return now - firing.since >= ttl
 
 
+@dataclass(eq=False)
 class SourceStatus:
     """The dispatcher's status fields of one EventSource, as this replica last applied them."""
 
-    def __init__(
-        self,
-        client: KubeClient,
-        namespace: str,
-        name: str,
-        *,
-        replica: str,
-        generation: int,
-        stored: dict[str, Any] | None = None,
-        claim_ttl: timedelta = timedelta(minutes=2),
-    ) -> None:
-        self._client = client
-        self._namespace = namespace
-        self._name = name
-        self._replica = replica
-        self._generation = generation
-        self._claim_ttl = claim_ttl
-        self._path = resource_path(f"{GROUP}/{VERSION}", "EventSource", namespace, name)
+    client: KubeClient
+    namespace: str
+    name: str
+    _: KW_ONLY
+    replica: str
+    generation: int
+    stored: InitVar[dict[str, Any] | None] = None
+    claim_ttl: timedelta = timedelta(minutes=2)
+    _path: str = field(init=False)
+    _polling: Polling | None = field(init=False, default=None)
+    _transition: str | None = field(init=False, default=None)
+    _polling_generation: int | None = field(init=False, default=None)
+    _last: datetime | None = field(init=False, default=None)
+    _firing: Firing | None = field(init=False, default=None)
+
+    def __post_init__(self, stored: dict[str, Any] | None) -> None:
+        self._path = resource_path(f"{GROUP}/{VERSION}", "EventSource", self.namespace, self.name)
         status = (stored or {}).get("status") or {}
-        self._polling: Polling | None = None
-        self._transition: str | None = None
         for condition in status.get("conditions") or ():
             if condition.get("type") == ConditionType.POLLING:
                 stored_status = condition.get("status")
@@ -109,20 +107,19 @@ class SourceStatus:
                 )
                 self._transition = condition.get("lastTransitionTime")
         self._polling_generation = None if self._polling is None else _generation(status)
-        self._last: datetime | None = _time(status.get("lastScheduleTime"))
-        self._firing: Firing | None = None
+        self._last = _time(status.get("lastScheduleTime"))
 
     # -- Polling ----------------------------------------------------------------------------------
 
     async def polling(self, ok: bool | None, reason: PollingReason, message: str) -> None:
         """Set the Polling condition; written only when it differs from the last one."""
         value = Polling(ok, reason, message[:MAX_MESSAGE])
-        if value == self._polling and self._polling_generation == self._generation:
+        if value == self._polling and self._polling_generation == self.generation:
             return
         if self._polling is None or self._polling.ok != ok:
             self._transition = _stamp(datetime.now(UTC))
         self._polling = value
-        self._polling_generation = self._generation
+        self._polling_generation = self.generation
         await self._apply()
 
     # -- schedules (scheduler.LastFired) --------------------------------------------------------
@@ -144,14 +141,14 @@ class SourceStatus:
             now = datetime.now(UTC)
             if not may_claim(
                 tick,
-                replica=self._replica,
+                replica=self.replica,
                 last=self._last,
                 firing=_firing(status.get("firing")),
                 now=now,
-                ttl=self._claim_ttl,
+                ttl=self.claim_ttl,
             ):
                 return False
-            self._firing = Firing(tick, self._replica, now)
+            self._firing = Firing(tick, self.replica, now)
             try:
                 await self._apply(resource_version=stored["metadata"]["resourceVersion"])
                 return True
@@ -171,8 +168,8 @@ class SourceStatus:
 
     async def _read(self) -> dict[str, Any] | None:
         try:
-            return await self._client.request(
-                "GET", self._path, what=f"get EventSource {self._namespace}/{self._name}"
+            return await self.client.request(
+                "GET", self._path, what=f"get EventSource {self.namespace}/{self.name}"
             )
         except NotFound:
             return None
@@ -198,7 +195,7 @@ class SourceStatus:
                 "replica": self._firing.replica,
                 "since": _stamp(self._firing.since),
             }
-        metadata: dict[str, Any] = {"name": self._name, "namespace": self._namespace}
+        metadata: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
         if resource_version is not None:
             metadata["resourceVersion"] = resource_version
         manifest = {
@@ -208,16 +205,16 @@ class SourceStatus:
             "status": status,
         }
         try:
-            await self._client.request(
+            await self.client.request(
                 "PATCH",
                 self._path + "/status",
-                what=f"update status of EventSource {self._namespace}/{self._name}",
+                what=f"update status of EventSource {self.namespace}/{self.name}",
                 json=manifest,
                 content_type=APPLY,
                 params={"fieldManager": FIELD_MANAGER, "force": "true"},
             )
         except NotFound:
-            log.debug("EventSource %s/%s is gone", self._namespace, self._name)
+            log.debug("EventSource %s/%s is gone", self.namespace, self.name)
 
 
 def _generation(status: dict[str, Any]) -> int | None:
