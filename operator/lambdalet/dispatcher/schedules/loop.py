@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -87,71 +88,57 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(eq=False, kw_only=True)
 class Scheduler:
     """Fires one schedule's ticks as EventBridge Scheduled Events."""
 
-    def __init__(
-        self,
-        *,
-        timetable: Timetable,
-        rule: Rule,
-        invoke: Invoke,
-        last_fired: LastFired,
-        policy: Policy = Policy(),  # noqa: B008 - frozen, so one shared default is safe
-        clock: Callable[[], datetime] = utc_now,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        max_sleep: float = 60.0,
-        invoke_timeout: float = 960.0,  # Lambda's longest timeout (900 s) and some
-        store_timeout: float = 10.0,
-        store_retry: float = 5.0,
-    ) -> None:
-        self._timetable = timetable
-        self._rule = rule
-        self._invoke = invoke
-        self._store = last_fired
-        self._policy = policy
-        self._clock = clock
-        self._sleep = sleep
-        self._max_sleep = max_sleep
-        self._invoke_timeout = invoke_timeout
-        self._store_timeout = store_timeout
-        self._store_retry = store_retry
-        self._fired: datetime | None = None  # the last tick this process handled
-        self._reported_drop: datetime | None = None
+    timetable: Timetable
+    rule: Rule
+    invoke: Invoke
+    last_fired: LastFired
+    policy: Policy = field(default_factory=Policy)
+    clock: Callable[[], datetime] = utc_now
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    max_sleep: float = 60.0
+    invoke_timeout: float = 960.0  # Lambda's longest timeout (900 s) and some
+    store_timeout: float = 10.0
+    store_retry: float = 5.0
+    _fired: datetime | None = field(init=False, default=None)  # the last tick this process handled
+    _reported_drop: datetime | None = field(init=False, default=None)
 
     async def run(self) -> None:
         """Fire ticks until cancelled; returns when the schedule has no tick left (a past year)."""
         while True:
-            known, last = await self._last_fired()
+            known, last = await self._read_last_fired()
             if not known:
-                await self._sleep(self._store_retry)
+                await self.sleep(self.store_retry)
                 continue
-            now = self._clock()
-            decided = plan(self._timetable, now=now, last_fired=last, grace=self._policy.grace)
+            now = self.clock()
+            decided = plan(self.timetable, now=now, last_fired=last, grace=self.policy.grace)
             if decided.dropped_from is not None and decided.dropped_from != self._reported_drop:
                 self._reported_drop = decided.dropped_from
                 log.warning(
                     "%s: ticks from %s on were missed by more than %s and are not fired",
-                    self._rule.arn,
+                    self.rule.arn,
                     decided.dropped_from.isoformat(),
-                    self._policy.grace,
+                    self.policy.grace,
                 )
             if decided.fire is not None:
                 if not await self._fire(decided.fire):
-                    await self._sleep(self._store_retry)
+                    await self.sleep(self.store_retry)
             elif decided.wake_at is None:
-                log.info("%s: the schedule has no further ticks", self._rule.arn)
+                log.info("%s: the schedule has no further ticks", self.rule.arn)
                 return
             else:
-                await self._sleep(min((decided.wake_at - now).total_seconds(), self._max_sleep))
+                await self.sleep(min((decided.wake_at - now).total_seconds(), self.max_sleep))
 
-    async def _last_fired(self) -> tuple[bool, datetime | None]:
+    async def _read_last_fired(self) -> tuple[bool, datetime | None]:
         """(whether it is known, the later of the stored tick and this process's own)."""
         try:
-            stored = await asyncio.wait_for(self._store.get(), self._store_timeout)
+            stored = await asyncio.wait_for(self.last_fired.get(), self.store_timeout)
         except Exception:
             log.warning(
-                "%s: cannot read the last fired tick; not firing", self._rule.arn, exc_info=True
+                "%s: cannot read the last fired tick; not firing", self.rule.arn, exc_info=True
             )
             return False, None
         if stored is None or self._fired is None:
@@ -160,24 +147,22 @@ class Scheduler:
 
     async def _fire(self, tick: datetime) -> bool:
         """Fire ``tick`` and record it; False when the store did not let this replica take it."""
-        payload = event_payload(self._rule, tick)
+        payload = event_payload(self.rule, tick)
         attempts = 0
         while True:
             attempts += 1
             if not await self._claim(tick):
                 return False
             try:
-                await asyncio.wait_for(self._invoke(payload), self._invoke_timeout)
+                await asyncio.wait_for(self.invoke(payload), self.invoke_timeout)
                 break
             except Exception as exc:
-                now = self._clock()
-                again = retry_at(
-                    self._timetable, self._policy, tick=tick, attempts=attempts, now=now
-                )
+                now = self.clock()
+                again = retry_at(self.timetable, self.policy, tick=tick, attempts=attempts, now=now)
                 if again is None:
                     log.warning(
                         "%s: gave up on the tick at %s after %d attempt(s): %r",
-                        self._rule.arn,
+                        self.rule.arn,
                         tick.isoformat(),
                         attempts,
                         exc,
@@ -185,28 +170,28 @@ class Scheduler:
                     break
                 log.info(
                     "%s: attempt %d for the tick at %s failed (%r); retrying at %s",
-                    self._rule.arn,
+                    self.rule.arn,
                     attempts,
                     tick.isoformat(),
                     exc,
                     again.isoformat(),
                 )
-                await self._sleep((again - now).total_seconds())
+                await self.sleep((again - now).total_seconds())
         self._fired = tick
         try:
-            await asyncio.wait_for(self._store.set(tick), self._store_timeout)
+            await asyncio.wait_for(self.last_fired.set(tick), self.store_timeout)
         except Exception:
-            log.warning("%s: cannot record the tick at %s", self._rule.arn, tick, exc_info=True)
+            log.warning("%s: cannot record the tick at %s", self.rule.arn, tick, exc_info=True)
         return True
 
     async def _claim(self, tick: datetime) -> bool:
         try:
-            taken = await asyncio.wait_for(self._store.claim(tick), self._store_timeout)
+            taken = await asyncio.wait_for(self.last_fired.claim(tick), self.store_timeout)
         except Exception:
             log.warning(
-                "%s: cannot claim the tick at %s; not firing", self._rule.arn, tick, exc_info=True
+                "%s: cannot claim the tick at %s; not firing", self.rule.arn, tick, exc_info=True
             )
             return False
         if not taken:
-            log.info("%s: the tick at %s is another replica's", self._rule.arn, tick.isoformat())
+            log.info("%s: the tick at %s is another replica's", self.rule.arn, tick.isoformat())
         return taken
