@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import KW_ONLY, InitVar, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,37 +45,36 @@ REPORT_TIMEOUT = httpx.Timeout(2.0)
 Object = dict[str, Any]
 
 
+@dataclass(eq=False)
 class Supervisor:
-    def __init__(
-        self,
-        context: Context,
-        receiver: S3Receiver,
-        *,
-        namespaces: tuple[str, ...] = (),
-        autoscaler_url: str | None = None,
-        report_seconds: float = 1.0,
-    ) -> None:
-        self._context = context
-        self._namespaces = namespaces
-        self._autoscaler_url = autoscaler_url
-        self._report_seconds = report_seconds
-        self._sources: Views[EventSource] = eventsource_views()
-        self._functions: Views[Function] = function_views()
-        self._runs = Runs(context, settled=self._reconcile)
-        self._buckets = Buckets(context, receiver)
-        self._synced: set[tuple[str, str | None]] = set()
-        # Plain namespace names: one list and watch per namespace (the chart's rbac.namespaced
-        # grants no cluster-wide read); patterns: cluster-wide, filtered here.
-        self._scopes = specific(namespaces)
-        self.synced = asyncio.Event()
-        self._stopping = False
+    context: Context
+    receiver: InitVar[S3Receiver]
+    _: KW_ONLY
+    namespaces: tuple[str, ...] = ()
+    autoscaler_url: str | None = None
+    report_seconds: float = 1.0
+    synced: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    _sources: Views[EventSource] = field(init=False, default_factory=eventsource_views)
+    _functions: Views[Function] = field(init=False, default_factory=function_views)
+    _runs: Runs = field(init=False)
+    _buckets: Buckets = field(init=False)
+    _synced: set[tuple[str, str | None]] = field(init=False, default_factory=set)
+    # Plain namespace names: one list and watch per namespace (the chart's rbac.namespaced
+    # grants no cluster-wide read); patterns: cluster-wide, filtered here.
+    _scopes: tuple[str, ...] | None = field(init=False)
+    _stopping: bool = field(init=False, default=False)
+
+    def __post_init__(self, receiver: S3Receiver) -> None:
+        self._runs = Runs(self.context, settled=self._reconcile)
+        self._buckets = Buckets(self.context, receiver)
+        self._scopes = specific(self.namespaces)
 
     # -- the informers ----------------------------------------------------------------------------
 
     async def run(self) -> None:
         await asyncio.gather(
             informers(
-                self._context.client,
+                self.context.client,
                 f"{GROUP}/{VERSION}",
                 "EventSource",
                 namespaces=self._scopes,
@@ -82,7 +82,7 @@ class Supervisor:
                 on_change=self._source_changed,
             ),
             informers(
-                self._context.client,
+                self.context.client,
                 f"{GROUP}/{VERSION}",
                 "Function",
                 namespaces=self._scopes,
@@ -93,12 +93,12 @@ class Supervisor:
         )
 
     async def _report(self) -> None:
-        if self._autoscaler_url:
+        if self.autoscaler_url:
             await report_depths(
                 self._runs.depths,
-                autoscaler_url=self._autoscaler_url,
-                replica=self._context.replica,
-                every=self._report_seconds,
+                autoscaler_url=self.autoscaler_url,
+                replica=self.context.replica,
+                every=self.report_seconds,
             )
 
     def _sync_sources(self, namespace: str | None, items: list[Object]) -> None:
@@ -148,7 +148,7 @@ class Supervisor:
         return _auth_secret(model) if model is not None else None
 
     def _served(self, obj: Object) -> bool:
-        return served(obj.get("metadata", {}).get("namespace", "default"), self._namespaces)
+        return served(obj.get("metadata", {}).get("namespace", "default"), self.namespaces)
 
     def _mark_synced(self, kind: str, namespace: str | None) -> None:
         self._synced.add((kind, namespace))
@@ -171,7 +171,7 @@ class Supervisor:
             if assignment.spec.s3 is not None:
                 s3[key] = assignment
             status = view.body.get("status") or {}
-            if status.get("assignedReplica") == self._context.replica and assignment.spec.enabled:
+            if status.get("assignedReplica") == self.context.replica and assignment.spec.enabled:
                 wanted[key] = assignment
         self._runs.converge(wanted)
         self._buckets.bind(s3)
