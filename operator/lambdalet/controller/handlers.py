@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import kopf
 
@@ -34,8 +34,9 @@ from lambdalet.controller.eventsources.reconciler import EventSourceState
 from lambdalet.controller.functions import reconciler
 from lambdalet.controller.functions.children import MANAGED, child_state, function_key
 from lambdalet.controller.functions.coldstarts import ColdStartWriter
-from lambdalet.controller.functions.plan import ChildState
 from lambdalet.controller.functions.reconciler import OperatorState
+
+T = TypeVar("T")
 
 
 def served(namespace: str | None, memo: Any, **_: Any) -> bool:
@@ -45,28 +46,29 @@ def served(namespace: str | None, memo: Any, **_: Any) -> bool:
     return namespaces.served(namespace or "default", state.settings.namespaces)
 
 
-@kopf.index("apps", "v1", "deployments", labels=MANAGED, when=served)
-async def function_deployments(
-    namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
-) -> dict[Key, DeploymentState]:
-    key = function_key(namespace, labels)
-    return {key: deployment_state(body)} if key else {}
+def _children_index(
+    state: Callable[[kopf.Body], T],
+) -> Callable[..., Coroutine[Any, Any, dict[Key, T]]]:
+    """An index of one kind of child by the Function that owns it: ``state`` of each child."""
+
+    async def index(
+        namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
+    ) -> dict[Key, T]:
+        key = function_key(namespace, labels)
+        return {key: state(body)} if key else {}
+
+    return index
 
 
-@kopf.index("", "v1", "services", labels=MANAGED, when=served)
-async def function_services(
-    namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
-) -> dict[Key, ChildState]:
-    key = function_key(namespace, labels)
-    return {key: child_state(body)} if key else {}
-
-
-@kopf.index("", "v1", "configmaps", labels=MANAGED, when=served)
-async def function_config_maps(
-    namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
-) -> dict[Key, ChildState]:
-    key = function_key(namespace, labels)
-    return {key: child_state(body)} if key else {}
+function_deployments = kopf.index(
+    "apps", "v1", "deployments", labels=MANAGED, when=served, id="function_deployments"
+)(_children_index(deployment_state))
+function_services = kopf.index(
+    "", "v1", "services", labels=MANAGED, when=served, id="function_services"
+)(_children_index(child_state))
+function_config_maps = kopf.index(
+    "", "v1", "configmaps", labels=MANAGED, when=served, id="function_config_maps"
+)(_children_index(child_state))
 
 
 @kopf.index(GROUP, VERSION, "functions", when=served)
