@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -33,6 +34,8 @@ from lambdalet.autoscaler.reports import (
 from lambdalet.contracts.keys import Key
 
 log = logging.getLogger("lambdalet.autoscaler")
+
+T = TypeVar("T")
 
 # A reporter sends a few kilobytes over a cluster network: a body that takes longer than this
 # is a stuck or hostile client, and must not hold a connection forever.
@@ -56,36 +59,35 @@ class _BadBody(Exception):
 
 
 def application(receiver: Receiver) -> web.Application:
-    async def poke(request: web.Request) -> web.StreamResponse:
-        try:
-            key = parse_poke(await _json(request))
-        except _BadBody as exc:
-            return _error(exc.status, exc.reason)
-        except ReportError as exc:
-            return _error(400, str(exc))
-        receiver.receive_poke(key)
-        return web.Response(status=202)
+    async def healthz(request: web.Request) -> web.StreamResponse:
+        return web.Response(text="ok")
 
-    async def stats(request: web.Request) -> web.StreamResponse:
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app.router.add_post("/v1/poke", _report(parse_poke, receiver.receive_poke, 202))
+    app.router.add_post("/v1/stats", _report(parse_stats, receiver.receive_stats, 204))
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+def _report(
+    parse: Callable[[Any], T], receive: Callable[[T], object], status: int
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A handler that parses a body with ``parse``, hands it to ``receive`` and answers
+    ``status``; a body it cannot take gets its error (400, 408, 413)."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
         try:
-            report = parse_stats(await _json(request))
+            parsed = parse(await _json(request))
         except _BadBody as exc:
             return _error(exc.status, exc.reason)
         except ReportTooLarge as exc:
             return _error(413, str(exc))
         except ReportError as exc:
             return _error(400, str(exc))
-        receiver.receive_stats(report)
-        return web.Response(status=204)
+        receive(parsed)
+        return web.Response(status=status)
 
-    async def healthz(request: web.Request) -> web.StreamResponse:
-        return web.Response(text="ok")
-
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
-    app.router.add_post("/v1/poke", poke)
-    app.router.add_post("/v1/stats", stats)
-    app.router.add_get("/healthz", healthz)
-    return app
+    return handle
 
 
 async def serve(receiver: Receiver, host: str, port: int) -> web.AppRunner:
