@@ -10,12 +10,12 @@ the pydantic error.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 GROUP = "lambdalet.dev"
@@ -105,6 +105,18 @@ class StatusModel(ApiModel):
     """Base of status models: fields this version does not know (kopf's own) are ignored."""
 
     model_config = ConfigDict(extra="ignore")
+
+    @classmethod
+    def stored(cls, body: Mapping[str, Any]) -> Self | None:
+        """The status an object's ``body`` carries; None without one, or with one this version
+        cannot read (it is then written anew)."""
+        raw = body.get("status")
+        if not raw:
+            return None
+        try:
+            return cls.model_validate(raw)
+        except ValidationError:
+            return None
 
 
 class ObjectMeta(BaseModel):

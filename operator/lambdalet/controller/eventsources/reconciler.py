@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from lambdalet import names, sharding
 from lambdalet.api.common import API_VERSION
 from lambdalet.api.eventsource import EventSource, EventSourceSpec, EventSourceStatus
@@ -135,7 +133,7 @@ async def _reconcile_once(state: EventSourceState, key: Key, view: View[EventSou
     body = view.body
     meta = body["metadata"]
     generation = int(meta.get("generation", 0))
-    previous = _stored_status(body)
+    previous = EventSourceStatus.stored(body)
     parsed = view.parsed
     spec = parsed if isinstance(parsed, Problem) else parsed.spec
     function_exists = False
@@ -171,16 +169,6 @@ async def _reconcile_once(state: EventSourceState, key: Key, view: View[EventSou
     now_wrong, was_wrong = problem(status), problem(previous)
     if now_wrong is not None and (was_wrong is None or was_wrong.reason != now_wrong.reason):
         await post_warning(state.client, body, now_wrong)
-
-
-def _stored_status(body: Mapping[str, Any]) -> EventSourceStatus | None:
-    raw = body.get("status")
-    if not raw:
-        return None
-    try:
-        return EventSourceStatus.model_validate(raw)
-    except ValidationError:
-        return None
 
 
 def _function_key(key: Key, body: Mapping[str, Any] | None) -> Key | None:

@@ -20,8 +20,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from lambdalet import names
 from lambdalet.api.common import GROUP, VERSION
 from lambdalet.api.conditions import ConditionType, FunctionReadyReason
@@ -104,7 +102,7 @@ async def _reconcile_once(
     namespace, name = key
     body = view.body
     generation = int(body["metadata"].get("generation", 0))
-    previous = _stored_status(body)
+    previous = FunctionStatus.stored(body)
     observed = _observed(state, namespace, name)
     parsed = view.parsed
     if isinstance(parsed, Problem):
@@ -254,16 +252,6 @@ async def _exists(state: OperatorState, namespace: str, config_map: str) -> bool
     except NotFound:
         return False
     return True
-
-
-def _stored_status(body: Mapping[str, Any]) -> FunctionStatus | None:
-    raw = body.get("status")
-    if not raw:
-        return None
-    try:
-        return FunctionStatus.model_validate(raw)
-    except ValidationError:
-        return None
 
 
 async def _write_status(
