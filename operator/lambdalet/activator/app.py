@@ -22,6 +22,7 @@ import os
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import KW_ONLY, dataclass
 from typing import Protocol
 
 from lambdalet.activator.events import (
@@ -63,29 +64,19 @@ class AsyncQueue(Protocol):
     ) -> None: ...
 
 
+@dataclass(eq=False)
 class Activator:
-    def __init__(
-        self,
-        invoker: Invoker,
-        configs: Configs,
-        *,
-        tokens: Tokens,
-        async_queue: AsyncQueue | None,
-        metrics: Metrics,
-        domain: str | None = None,
-        default_namespace: str = "default",
-        public_only: bool = False,
-    ) -> None:
-        """``public_only``: the entry point behind an Ingress or a load balancer, which serves
-        only Functions with ``http.exposure: public``; the others do not exist there (404)."""
-        self._public_only = public_only
-        self._invoker = invoker
-        self._configs = configs
-        self._tokens = tokens
-        self._async = async_queue
-        self._metrics = metrics
-        self._domain = domain
-        self._default_namespace = default_namespace
+    invoker: Invoker
+    configs: Configs
+    _: KW_ONLY
+    tokens: Tokens
+    async_queue: AsyncQueue | None
+    metrics: Metrics
+    domain: str | None = None
+    default_namespace: str = "default"
+    # The entry point behind an Ingress or a load balancer, which serves only Functions with
+    # ``http.exposure: public``; the others do not exist there (404).
+    public_only: bool = False
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
         started = time.monotonic()
@@ -94,8 +85,8 @@ class Activator:
             found = route(
                 request.path,
                 host,
-                domain=self._domain,
-                default_namespace=self._default_namespace,
+                domain=self.domain,
+                default_namespace=self.default_namespace,
             )
         except RouteError as exc:
             return _lambda_error(404, "ResourceNotFoundException", str(exc))
@@ -103,8 +94,8 @@ class Activator:
             if request.path in ("/healthz", "/readyz"):
                 return HttpResponse(200, (("content-type", "text/plain"),), b"ok")
             return error_response(404, "Not Found")
-        config = self._configs.config(found.key)
-        if config is not None and self._public_only and not config.public:
+        config = self.configs.config(found.key)
+        if config is not None and self.public_only and not config.public:
             config = None  # cluster-local: not even its existence shows on the public port
         invoke_api = isinstance(found, InvokeRoute)
         if config is None:
@@ -122,7 +113,7 @@ class Activator:
             response, outcome = await self._invoke_api(request, config)
         else:
             response, outcome = await self._http(request, found, config)
-        self._metrics.answered(
+        self.metrics.answered(
             found.key, response.status, time.monotonic() - started, path=path, outcome=outcome
         )
         return response
@@ -135,7 +126,7 @@ class Activator:
             request, found, config.event_format, request_id=request_id, now_ms=_now_ms()
         )
         try:
-            result = await self._invoker.invoke(
+            result = await self.invoker.invoke(
                 config.key, event, request_id=request_id, headers=_trace(request, entropy)
             )
         except InvokeRejected as exc:
@@ -155,14 +146,14 @@ class Activator:
         if kind == "DryRun":
             return HttpResponse(204, (("x-amzn-requestid", request_id),), b""), "dry_run"
         if kind == "Event":
-            if self._async is None:
+            if self.async_queue is None:
                 return _refused(
                     400,
                     "InvalidParameterValueException",
                     "asynchronous invocation needs the activator's Redis (LAMBDALET_REDIS_URL)",
                 )
             try:
-                await self._async.enqueue(
+                await self.async_queue.enqueue(
                     config,
                     request.body,
                     request_id=request_id,
@@ -188,7 +179,7 @@ class Activator:
         if client_context:
             headers["x-amz-client-context"] = client_context
         try:
-            result = await self._invoker.invoke(
+            result = await self.invoker.invoke(
                 config.key, request.body, request_id=request_id, headers=headers
             )
         except InvokeRejected as exc:
@@ -207,7 +198,7 @@ class Activator:
         if config.auth_secret is None:
             return None
         secret, key = config.auth_secret
-        expected = await self._tokens.token(config.namespace, secret, key)
+        expected = await self.tokens.token(config.namespace, secret, key)
         given = _header(request, "authorization") or ""
         scheme, _, token = given.partition(" ")
         if (
