@@ -28,7 +28,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from lambdalet import names
@@ -58,54 +58,51 @@ class ScaleWriter(Protocol):
     async def __call__(self, namespace: str, deployment: str, replicas: int) -> None: ...
 
 
+@dataclass(eq=False, kw_only=True)
 class Autoscaler:
     """The autoscaler's per-Function memory and the loop that acts on it."""
 
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        functions: Mapping[Key, View[Function]],
-        deployment: Callable[[Key], DeploymentState | None],
-        write: ScaleWriter,
-        clock: Callable[[], float] = time.monotonic,
-        leading: Callable[[], bool] = lambda: True,
-        cold_start: Callable[[Key, float], None] | None = None,
-    ) -> None:
-        """``cold_start`` hears each cold start a report names, for a Function ``functions``
-        knows (the status writer, ``lambdalet.controller.functions.coldstarts``)."""
-        self._cold_start = cold_start
-        self._settings = settings
-        self._functions = functions
-        self._deployment = deployment
-        self._write_scale = write
-        self._clock = clock
-        self._leading = leading
-        self._signals = Signals(retain=settings.autoscaler_stable_window_seconds)
-        self._tracked: dict[Key, Tracked] = {}
-        # Per Function: the model the policy was built from, and the policy
-        # (None when the spec is invalid), so a body is parsed once per spec change, not per tick.
-        self._policies: dict[Key, tuple[Function | Problem, Policy | None]] = {}
-        self._writing: dict[Key, asyncio.Task[None]] = {}
-        self._write_slots = asyncio.Semaphore(MAX_CONCURRENT_WRITES)
-        self._poked: set[Key] = set()
-        self._wake = asyncio.Event()
+    settings: Settings
+    functions: Mapping[Key, View[Function]]
+    deployment: Callable[[Key], DeploymentState | None]
+    write: ScaleWriter
+    clock: Callable[[], float] = time.monotonic
+    leading: Callable[[], bool] = lambda: True
+    # Hears each cold start a report names, for a Function ``functions`` knows (the status
+    # writer, ``lambdalet.controller.functions.coldstarts``).
+    cold_start: Callable[[Key, float], None] | None = None
+    _signals: Signals = field(init=False)
+    _tracked: dict[Key, Tracked] = field(init=False, default_factory=dict)
+    # Per Function: the model the policy was built from, and the policy
+    # (None when the spec is invalid), so a body is parsed once per spec change, not per tick.
+    _policies: dict[Key, tuple[Function | Problem, Policy | None]] = field(
+        init=False, default_factory=dict
+    )
+    _writing: dict[Key, asyncio.Task[None]] = field(init=False, default_factory=dict)
+    _write_slots: asyncio.Semaphore = field(
+        init=False, default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_WRITES)
+    )
+    _poked: set[Key] = field(init=False, default_factory=set)
+    _wake: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._signals = Signals(retain=self.settings.autoscaler_stable_window_seconds)
 
     # -- inputs (from the HTTP endpoint)
 
     def receive_stats(self, report: StatsReport) -> int:
         """Record a report; returns how many of its Functions are known (the others are ignored)."""
-        if self._cold_start is not None:
+        if self.cold_start is not None:
             for load in report.functions:
-                if load.cold_start_seconds is not None and load.key in self._functions:
-                    self._cold_start(load.key, load.cold_start_seconds)
-        return self._signals.record(report, self._clock(), self._functions)
+                if load.cold_start_seconds is not None and load.key in self.functions:
+                    self.cold_start(load.key, load.cold_start_seconds)
+        return self._signals.record(report, self.clock(), self.functions)
 
     def receive_poke(self, key: Key) -> bool:
         """A cold-start poke: wakes the loop for ``key``. False when the Function is unknown."""
-        if key not in self._functions:
+        if key not in self.functions:
             return False
-        self._signals.poke(key, self._clock())
+        self._signals.poke(key, self.clock())
         self._poked.add(key)
         self._wake.set()
         return True
@@ -114,11 +111,11 @@ class Autoscaler:
 
     async def run(self) -> None:
         """Tick every ``autoscaler_tick_seconds``, and turn poked Functions in between."""
-        interval = self._settings.autoscaler_tick_seconds
-        next_tick = self._clock()
+        interval = self.settings.autoscaler_tick_seconds
+        next_tick = self.clock()
         while True:
             self._wake.clear()
-            now = self._clock()
+            now = self.clock()
             if now >= next_tick:
                 await self.tick()
                 next_tick += interval
@@ -128,11 +125,11 @@ class Autoscaler:
                 for key in self._take_pokes():
                     self._turn(key)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, next_tick - self._clock()))
+                await asyncio.wait_for(self._wake.wait(), max(0.0, next_tick - self.clock()))
 
     async def tick(self) -> None:
         """A turn for every known Function; forget the ones deleted since the last tick."""
-        functions = self._functions
+        functions = self.functions
         self._signals.keep_only(functions)
         for gone in [key for key in self._tracked if key not in functions]:
             del self._tracked[gone]
@@ -170,24 +167,24 @@ class Autoscaler:
         return ready
 
     def _turn(self, key: Key) -> None:
-        if not self._leading():
+        if not self.leading():
             # A follower keeps no decision state: on taking over it starts like a restart.
             self._tracked.clear()
             return
         if key in self._writing:
             return
-        view = self._functions.get(key)
+        view = self.functions.get(key)
         if view is None:
             return
         try:
             policy = self._policy(key, view)
-            deployment = self._deployment(key)
+            deployment = self.deployment(key)
             if policy is None or deployment is None:
                 return
             uid = view.body["metadata"].get("uid")
             if deployment.owner_uid is None or deployment.owner_uid != uid:
                 return  # not this Function's (the reconciler reports the conflict)
-            now = self._clock()
+            now = self.clock()
             tracked = self._tracked.get(key, Tracked())
             if resting(policy, deployment, tracked, self._signals.quiet(key, now)):
                 return
@@ -212,8 +209,8 @@ class Autoscaler:
             try:
                 policy = replace(
                     Policy.from_api(function.spec.scaling, function.spec.concurrency),
-                    stable_window=self._settings.autoscaler_stable_window_seconds,
-                    panic_window=self._settings.autoscaler_panic_window_seconds,
+                    stable_window=self.settings.autoscaler_stable_window_seconds,
+                    panic_window=self.settings.autoscaler_panic_window_seconds,
                 )
             except PolicyError as exc:
                 log.warning("%s/%s: not autoscaled: %s", *key, exc)
@@ -223,10 +220,10 @@ class Autoscaler:
     async def _write(self, key: Key, result: Step, poked_at: float | None) -> None:
         namespace, name = key
         replicas = result.decision.replicas
-        started = self._clock()
+        started = self.clock()
         try:
             async with self._write_slots:
-                await self._write_scale(namespace, names.deployment(name), replicas)
+                await self.write(namespace, names.deployment(name), replicas)
         except NotFound:
             log.info("%s/%s: Deployment gone; not scaled to %d", namespace, name, replicas)
             self._failed(key)
@@ -247,7 +244,7 @@ class Autoscaler:
             after_poke = ""
             if poked_at is not None and started - poked_at < 1.0:
                 # The poke that caused this write: from its arrival to the write's answer.
-                after_poke = f"; {(self._clock() - poked_at) * 1000:.1f} ms after the poke"
+                after_poke = f"; {(self.clock() - poked_at) * 1000:.1f} ms after the poke"
             log.info(
                 "scaled %s/%s from %d to %d: %s (in flight: stable %.2f, panic %.2f)%s",
                 namespace,
