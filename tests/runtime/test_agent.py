@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import signal
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,6 +18,7 @@ import httpx
 import pytest
 
 from tests.kit.servers.agent import INVOKE_PATH, StartAgent
+from tests.kit.wait import wait_for
 from tests.runtime.runtimes import PYTHON
 
 ECHO = PYTHON.files("echo")
@@ -160,23 +163,40 @@ def test_invocation_beyond_concurrency_is_refused(start_agent: StartAgent, tmp_p
     assert agent.invoke({}).status_code == 200  # the slots are free again
 
 
-def test_sigterm_lets_the_invocation_in_flight_finish(start_agent: StartAgent) -> None:
+def test_sigterm_lets_the_invocation_in_flight_finish(
+    start_agent: StartAgent, tmp_path: Path
+) -> None:
     agent = start_agent(LIFECYCLE)
     url = f"http://127.0.0.1:{agent.port}{INVOKE_PATH}"
+    gate = tmp_path / "gate"
 
     with ThreadPoolExecutor(1) as pool:
         in_flight = pool.submit(
             httpx.post,
             url,
-            content=b'{"action": "sleep", "seconds": 0.5}',
+            content=json.dumps({"action": "hold", "gate": str(gate)}).encode(),
             timeout=30,
             headers={"Lambdalet-Request-Id": "last"},
         )
         agent.wait_log(r"^START RequestId: last ")
-        code = agent.stop()
+        agent.process.send_signal(signal.SIGTERM)
+        # The agent has taken the signal once it stops accepting: the invocation is still held
+        # behind its gate, so the agent must wait for it however slow the machine is.
+        wait_for(lambda: refused(agent.port), 20, what="the agent to stop accepting on SIGTERM")
+        assert agent.process.poll() is None
+        assert not in_flight.done()
+        gate.touch()
         reply = in_flight.result()
+        code = agent.process.wait(timeout=20)
 
     assert code == 0
     assert reply.status_code == 200
     # The runtime was stopped and reaped with the agent.
     assert not Path(f"/proc/{reply.json()['pid']}").exists()
+
+
+def refused(port: int) -> bool:
+    """Nothing accepts connections on ``port`` (any more)."""
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) != 0
