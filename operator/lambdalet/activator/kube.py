@@ -100,13 +100,13 @@ class ClusterView:
         namespace = obj.get("metadata", {}).get("namespace", "default")
         if not served(namespace, self._namespaces):
             return None  # another operator's: answered 404 here, never held
-        before = self._views.get(key_of(obj))
+        key = key_of(obj)
+        before = self._views.get(key)
         view = self._views.put(obj)
         if view.model is None:
             if view.problem is not None and (before is None or before.parsed is not view.parsed):
-                log.warning("ignoring Function %s/%s: %s", *key_of(obj), view.problem.message)
+                log.warning("ignoring Function %s/%s: %s", *key, view.problem.message)
             return None
-        key = key_of(obj)
         if before is not None and before.parsed is view.parsed and key in self._functions:
             return key  # only its status moved: the proxy's configuration stands
         config = FunctionConfig.from_api(view.model)

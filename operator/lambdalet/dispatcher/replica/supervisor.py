@@ -130,7 +130,6 @@ class Supervisor:
 
     def _sync_functions(self, namespace: str | None, items: list[Object]) -> None:
         """A complete listing of ``namespace`` (None: every namespace)."""
-
         self._functions.sync([item for item in items if self._served(item)], namespace)
         self._mark_synced("Function", namespace)
 
